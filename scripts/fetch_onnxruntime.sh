@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Provision the ONNX Runtime shared library sdrt loads at run time.
+#
+# ONNX Runtime's own CDN is not needed: the official PyPI wheel carries the library.
+# The wheel is pinned by version and sha256, downloaded once into a cache, and the
+# library is copied to DEST (default: target/onnxruntime). Prints the library's path.
+#
+# Usage: scripts/fetch_onnxruntime.sh [DEST_DIR]
+# Env:   SDRT_CACHE (default ~/.cache/sdrt), PYTHON (default python3)
+set -euo pipefail
+
+ORT_VERSION=1.31.1
+dest=${1:-"$(cd "$(dirname "$0")/.." && pwd)/target/onnxruntime"}
+cache=${SDRT_CACHE:-"$HOME/.cache/sdrt"}/onnxruntime-$ORT_VERSION
+python=${PYTHON:-python3}
+
+case "$(uname -s)-$(uname -m)" in
+  Linux-x86_64)
+    platform=manylinux_2_28_x86_64
+    wheel_sha256=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
+    member=onnxruntime/capi/libonnxruntime.so.$ORT_VERSION
+    libname=libonnxruntime.so.1 ;;
+  *)
+    echo "fetch_onnxruntime.sh: no pinned wheel for $(uname -s)-$(uname -m) yet;" >&2
+    echo "install ONNX Runtime $ORT_VERSION yourself and set ORT_DYLIB_PATH to the library" >&2
+    exit 1 ;;
+esac
+
+wheel=$cache/onnxruntime-$ORT_VERSION-cp311-cp311-$platform.whl
+if [[ ! -f $wheel ]] || ! echo "$wheel_sha256  $wheel" | sha256sum -c --status; then
+  mkdir -p "$cache"
+  echo "fetch_onnxruntime.sh: downloading onnxruntime $ORT_VERSION wheel ($platform)" >&2
+  # The cp311 wheel is chosen explicitly so the result does not depend on the host's Python.
+  "$python" -m pip download --quiet --no-deps --only-binary=:all: \
+    --platform "$platform" --python-version 3.11 "onnxruntime==$ORT_VERSION" -d "$cache" >&2
+  echo "$wheel_sha256  $wheel" | sha256sum -c --status || {
+    echo "fetch_onnxruntime.sh: checksum mismatch for $wheel" >&2; rm -f "$wheel"; exit 1; }
+fi
+
+mkdir -p "$dest"
+if [[ ! -f $dest/$libname ]] || [[ $wheel -nt $dest/$libname ]]; then
+  "$python" - "$wheel" "$member" "$dest/$libname" <<'PY'
+import shutil, sys, zipfile
+wheel, member, out = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(out + ".tmp", "wb") as dst:
+    shutil.copyfileobj(src, dst)
+shutil.move(out + ".tmp", out)
+PY
+fi
+echo "$dest/$libname"

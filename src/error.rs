@@ -1,0 +1,57 @@
+//! One error type for the whole crate. Each variant maps to a stable C status code
+//! (see `ffi::status`), so the Rust API and the C ABI report the same kinds of failure.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout sdrt.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in sdrt.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A caller-supplied value is out of range or inconsistent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A model file is missing, corrupt, or does not have the expected signature.
+    #[error("invalid model: {}: {reason}", path.display())]
+    InvalidModel { path: PathBuf, reason: String },
+
+    /// The model directory holds a family sdrt does not run (yet).
+    #[error("unsupported model: {0}")]
+    UnsupportedModel(String),
+
+    /// The ONNX Runtime shared library could not be found or loaded.
+    #[error("ONNX Runtime unavailable: {0}")]
+    RuntimeUnavailable(String),
+
+    /// A requested execution provider is not available and the policy forbids falling back.
+    #[error("execution provider unavailable: {0}")]
+    ProviderUnavailable(String),
+
+    /// ONNX Runtime failed while running a graph.
+    #[error("inference failed: {0}")]
+    Inference(String),
+
+    /// The caller cancelled the operation (progress callback or cancel function).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    pub(crate) fn invalid_model(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::InvalidModel { path: path.into(), reason: reason.into() }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

@@ -1,0 +1,78 @@
+//! The boundary every exported function runs inside, and the thread-local last error.
+
+use std::cell::RefCell;
+use std::ffi::c_char;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::status::*;
+use crate::error::Error;
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Why a C call failed before or inside the core library.
+pub(crate) enum Failure {
+    Core(Error),
+    /// A required pointer argument (named) was NULL.
+    Null(&'static str),
+    /// A string argument (named) was not UTF-8.
+    Utf8(&'static str),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Core(error)
+    }
+}
+
+/// Runs `body`, converting errors and panics into a status and the thread's last error
+/// message. Nothing unwinds into the caller's frames.
+pub(crate) fn boundary(body: impl FnOnce() -> Result<(), Failure>) -> sdrt_status {
+    let (status, message) = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => return SDRT_STATUS_OK,
+        Ok(Err(Failure::Core(error))) => (status_of(&error), error.to_string()),
+        Ok(Err(Failure::Null(name))) => (SDRT_STATUS_NULL_POINTER, format!("`{name}` must not be NULL")),
+        Ok(Err(Failure::Utf8(name))) => (SDRT_STATUS_INVALID_UTF8, format!("`{name}` is not valid UTF-8")),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            (SDRT_STATUS_PANIC, format!("internal error: {what}"))
+        }
+    };
+    set_last_error(message);
+    status
+}
+
+pub(crate) fn set_last_error(message: String) {
+    LAST_ERROR.with(|last| *last.borrow_mut() = message);
+}
+
+/// Copies the message of the last failed sdrt call on this thread into `buffer`.
+///
+/// Writes at most `buffer_len` bytes, always NUL-terminated when `buffer_len > 0`
+/// (truncated if needed). Returns the length the whole message needs, including the NUL,
+/// so callers can ask with `(NULL, 0)` first and then allocate. Returns 1 (the empty
+/// string) when no call has failed on this thread. Successful calls do not clear it.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_last_error_message(buffer: *mut c_char, buffer_len: usize) -> usize {
+    catch_unwind(|| {
+        LAST_ERROR.with(|last| {
+            let last = last.borrow();
+            let bytes = last.as_bytes();
+            if !buffer.is_null() && buffer_len > 0 {
+                let n = bytes.len().min(buffer_len - 1);
+                // SAFETY: the caller promises `buffer` holds `buffer_len` bytes; we write n + 1 <= buffer_len.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer.cast::<u8>(), n);
+                    *buffer.add(n) = 0;
+                }
+            }
+            bytes.len() + 1
+        })
+    })
+    .unwrap_or(1)
+}

@@ -1,0 +1,23 @@
+//! The C ABI. Only this module exports symbols; `include/sdrt.h` is generated from it.
+//!
+//! Conventions (see the header's preamble): every function runs inside [`boundary`], which
+//! turns errors and panics into a status code plus a thread-local message; out-params are
+//! written only on success; the library frees what it allocates.
+#![allow(non_camel_case_types)]
+
+mod error;
+mod image;
+mod options;
+mod pipeline;
+mod status;
+mod strings;
+mod version;
+
+pub use error::sdrt_last_error_message;
+pub use image::*;
+pub use options::*;
+pub use pipeline::*;
+pub use status::*;
+pub use version::*;
+
+pub(crate) use error::{boundary, Failure};

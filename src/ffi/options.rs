@@ -1,0 +1,265 @@
+//! Option structs shared with C. Each starts with `struct_size` and has an `*_init` that
+//! fills the defaults: the library reads only the fields the caller's struct has, so
+//! programs compiled against an older header keep working when fields are appended.
+
+use std::ffi::{c_char, c_void};
+use std::mem::{offset_of, size_of};
+
+use super::strings::optional_str;
+use super::{boundary, sdrt_status, Failure};
+use crate::error::Error;
+use crate::runtime::{ExecutionProvider, ProviderPolicy, RuntimeOptions};
+use crate::scheduler::SchedulerKind;
+
+/// Execution provider kinds (`sdrt_execution_provider.kind`). Values are pinned.
+pub type sdrt_provider_kind = i32;
+pub const SDRT_PROVIDER_CPU: sdrt_provider_kind = 0;
+pub const SDRT_PROVIDER_CUDA: sdrt_provider_kind = 1;
+pub const SDRT_PROVIDER_DIRECTML: sdrt_provider_kind = 2;
+pub const SDRT_PROVIDER_COREML: sdrt_provider_kind = 3;
+
+/// What to do when a requested provider cannot be used.
+pub type sdrt_provider_policy = i32;
+/// Log a warning and let the CPU run what the provider would have (default).
+pub const SDRT_PROVIDER_POLICY_FALL_BACK_TO_CPU: sdrt_provider_policy = 0;
+/// Fail the load with `SDRT_STATUS_PROVIDER_UNAVAILABLE`.
+pub const SDRT_PROVIDER_POLICY_FAIL: sdrt_provider_policy = 1;
+
+/// Samplers (`sdrt_generate_params.scheduler`). Values are pinned.
+pub type sdrt_scheduler = i32;
+/// The model's own choice (scheduler/scheduler_config.json).
+pub const SDRT_SCHEDULER_DEFAULT: sdrt_scheduler = 0;
+/// PNDMScheduler (PLMS), Stable Diffusion 1.5's default.
+pub const SDRT_SCHEDULER_PNDM: sdrt_scheduler = 1;
+/// DDIMScheduler (eta = 0).
+pub const SDRT_SCHEDULER_DDIM: sdrt_scheduler = 2;
+/// EulerDiscreteScheduler.
+pub const SDRT_SCHEDULER_EULER: sdrt_scheduler = 3;
+
+/// Log levels passed to `sdrt_log_callback`.
+pub type sdrt_log_level = i32;
+pub const SDRT_LOG_WARNING: sdrt_log_level = 2;
+
+/// One execution provider to try. `device_id` is the CUDA device or DirectML adapter index.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sdrt_execution_provider {
+    pub kind: sdrt_provider_kind,
+    pub device_id: i32,
+}
+
+/// Receives log messages during the call that was given it, on the calling thread.
+/// `message` is valid only during the callback.
+pub type sdrt_log_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, level: sdrt_log_level, message: *const c_char)>;
+
+/// Called after every denoising step on the thread that called `sdrt_pipeline_generate`.
+/// Return false to cancel: the generate call then returns `SDRT_STATUS_CANCELLED`.
+pub type sdrt_progress_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, step: u32, total_steps: u32) -> bool>;
+
+/// How to load a pipeline. Fill with `sdrt_load_options_init`, then change what you need.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sdrt_load_options {
+    /// `sizeof(sdrt_load_options)`, set by `sdrt_load_options_init`.
+    pub struct_size: u32,
+    /// Path of the ONNX Runtime library; NULL searches `ORT_DYLIB_PATH`, the folder of the
+    /// sdrt library, then the system. Copied during the call.
+    pub ort_library_path: *const c_char,
+    /// Providers to try in order (NULL or empty: CPU only). Copied during the call.
+    pub providers: *const sdrt_execution_provider,
+    pub provider_count: usize,
+    /// One of `SDRT_PROVIDER_POLICY_*`.
+    pub provider_policy: sdrt_provider_policy,
+    /// Intra-op threads; 0 lets ONNX Runtime decide.
+    pub intra_op_threads: i32,
+    /// 0 (no graph optimizations) to 3 (all, the default).
+    pub graph_optimization_level: i32,
+    /// Optional; receives warnings such as a provider falling back to CPU.
+    pub log_callback: sdrt_log_callback,
+    pub log_user_data: *mut c_void,
+}
+
+/// Parameters of one generation. Fill with `sdrt_generate_params_init`; strings are copied
+/// during the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sdrt_generate_params {
+    /// `sizeof(sdrt_generate_params)`, set by `sdrt_generate_params_init`.
+    pub struct_size: u32,
+    /// UTF-8 prompt; NULL is the empty prompt.
+    pub prompt: *const c_char,
+    /// UTF-8 negative prompt; NULL is the empty prompt.
+    pub negative_prompt: *const c_char,
+    /// Image size in pixels, multiples of 8; 0 takes the model's native size.
+    pub width: u32,
+    pub height: u32,
+    /// Denoising steps (default 25).
+    pub steps: u32,
+    /// Classifier-free guidance scale (default 7.5); 1 or less skips the unconditional pass.
+    pub guidance_scale: f32,
+    /// Seed of the numpy-compatible generator, 0 to 2^32-1 (reproduces diffusers' ONNX pipelines).
+    pub seed: u64,
+    /// One of `SDRT_SCHEDULER_*` (default `SDRT_SCHEDULER_DEFAULT`).
+    pub scheduler: sdrt_scheduler,
+    /// Optional initial noise, N(0,1) values for [4, height/8, width/8]; NULL draws it from `seed`.
+    pub initial_noise: *const f32,
+    pub initial_noise_len: usize,
+    /// Optional progress callback and the pointer passed back to it.
+    pub progress_callback: sdrt_progress_callback,
+    pub progress_user_data: *mut c_void,
+}
+
+/// Fills `options` with the defaults (CPU, fall back to CPU, all graph optimizations).
+/// Does nothing when `options` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_load_options_init(options: *mut sdrt_load_options) {
+    if let Some(options) = unsafe { options.as_mut() } {
+        *options = sdrt_load_options {
+            struct_size: size_of::<sdrt_load_options>() as u32,
+            ort_library_path: std::ptr::null(),
+            providers: std::ptr::null(),
+            provider_count: 0,
+            provider_policy: SDRT_PROVIDER_POLICY_FALL_BACK_TO_CPU,
+            intra_op_threads: 0,
+            graph_optimization_level: 3,
+            log_callback: None,
+            log_user_data: std::ptr::null_mut(),
+        };
+    }
+}
+
+/// Fills `params` with the defaults (25 steps, guidance 7.5, seed 0, the model's sampler
+/// and size). Does nothing when `params` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_params) {
+    if let Some(params) = unsafe { params.as_mut() } {
+        let defaults = crate::pipeline::GenerateParams::default();
+        *params = sdrt_generate_params {
+            struct_size: size_of::<sdrt_generate_params>() as u32,
+            prompt: std::ptr::null(),
+            negative_prompt: std::ptr::null(),
+            width: 0,
+            height: 0,
+            steps: defaults.steps,
+            guidance_scale: defaults.guidance_scale,
+            seed: defaults.seed,
+            scheduler: SDRT_SCHEDULER_DEFAULT,
+            initial_noise: std::ptr::null(),
+            initial_noise_len: 0,
+            progress_callback: None,
+            progress_user_data: std::ptr::null_mut(),
+        };
+    }
+}
+
+/// Looks up a sampler by name: diffusers class names (`PNDMScheduler`, `DDIMScheduler`,
+/// `EulerDiscreteScheduler`) or short names (`pndm`, `plms`, `ddim`, `euler`), any case.
+/// On success writes the `SDRT_SCHEDULER_*` value to `*out`.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_scheduler_from_name(name: *const c_char, out: *mut sdrt_scheduler) -> sdrt_status {
+    boundary(|| {
+        let name = unsafe { super::strings::required_str(name, "name") }?;
+        if out.is_null() {
+            return Err(Failure::Null("out"));
+        }
+        let kind = SchedulerKind::from_name(name)
+            .ok_or_else(|| Error::InvalidArgument(format!("unknown scheduler name {name:?}")))?;
+        unsafe { *out = scheduler_code(kind) };
+        Ok(())
+    })
+}
+
+/// The diffusers class name of a `SDRT_SCHEDULER_*` value, or NULL for an unknown value
+/// (and for `SDRT_SCHEDULER_DEFAULT`). Static; do not free.
+#[no_mangle]
+pub extern "C" fn sdrt_scheduler_name(scheduler: sdrt_scheduler) -> *const c_char {
+    match scheduler_kind(scheduler) {
+        Some(SchedulerKind::Pndm) => c"PNDMScheduler".as_ptr(),
+        Some(SchedulerKind::Ddim) => c"DDIMScheduler".as_ptr(),
+        Some(SchedulerKind::EulerDiscrete) => c"EulerDiscreteScheduler".as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+pub(crate) fn scheduler_kind(code: sdrt_scheduler) -> Option<SchedulerKind> {
+    match code {
+        SDRT_SCHEDULER_PNDM => Some(SchedulerKind::Pndm),
+        SDRT_SCHEDULER_DDIM => Some(SchedulerKind::Ddim),
+        SDRT_SCHEDULER_EULER => Some(SchedulerKind::EulerDiscrete),
+        _ => None,
+    }
+}
+
+pub(crate) fn scheduler_code(kind: SchedulerKind) -> sdrt_scheduler {
+    match kind {
+        SchedulerKind::Pndm => SDRT_SCHEDULER_PNDM,
+        SchedulerKind::Ddim => SDRT_SCHEDULER_DDIM,
+        SchedulerKind::EulerDiscrete => SDRT_SCHEDULER_EULER,
+    }
+}
+
+/// Copies a caller's struct that may come from an older (shorter) or newer (longer) header:
+/// fields beyond the caller's `struct_size` keep their defaults.
+pub(crate) unsafe fn read_versioned<T: Copy>(ptr: *const T, defaults: T, name: &'static str) -> Result<T, Failure> {
+    let size = unsafe { ptr.cast::<u32>().read_unaligned() } as usize;
+    if size < size_of::<u32>() {
+        return Err(Error::InvalidArgument(format!(
+            "`{name}.struct_size` is {size}; initialise the struct with its *_init function"
+        ))
+        .into());
+    }
+    let mut value = defaults;
+    let n = size.min(size_of::<T>());
+    // SAFETY: the caller's struct holds at least `size` bytes; we copy the common prefix,
+    // then restore our own struct_size.
+    unsafe { std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&mut value as *mut T).cast::<u8>(), n) };
+    Ok(value)
+}
+
+impl sdrt_load_options {
+    pub(crate) fn to_runtime_options(&self) -> Result<RuntimeOptions, Failure> {
+        let ort_library_path =
+            unsafe { optional_str(self.ort_library_path, "ort_library_path") }?.map(std::path::PathBuf::from);
+        let mut providers = Vec::new();
+        if self.provider_count > 0 {
+            if self.providers.is_null() {
+                return Err(Failure::Null("providers"));
+            }
+            if self.provider_count > 64 {
+                return Err(Error::InvalidArgument(format!("provider_count {} is absurd", self.provider_count)).into());
+            }
+            // SAFETY: the caller promises `provider_count` entries at `providers`.
+            let list = unsafe { std::slice::from_raw_parts(self.providers, self.provider_count) };
+            for p in list {
+                providers.push(match p.kind {
+                    SDRT_PROVIDER_CPU => ExecutionProvider::Cpu,
+                    SDRT_PROVIDER_CUDA => ExecutionProvider::Cuda { device_id: p.device_id },
+                    SDRT_PROVIDER_DIRECTML => ExecutionProvider::DirectMl { adapter_index: p.device_id },
+                    SDRT_PROVIDER_COREML => ExecutionProvider::CoreMl,
+                    other => return Err(Error::InvalidArgument(format!("unknown provider kind {other}")).into()),
+                });
+            }
+        }
+        if providers.is_empty() {
+            providers.push(ExecutionProvider::Cpu);
+        }
+        let provider_policy = match self.provider_policy {
+            SDRT_PROVIDER_POLICY_FALL_BACK_TO_CPU => ProviderPolicy::FallBackToCpu,
+            SDRT_PROVIDER_POLICY_FAIL => ProviderPolicy::Fail,
+            other => return Err(Error::InvalidArgument(format!("unknown provider policy {other}")).into()),
+        };
+        let intra_op_threads = usize::try_from(self.intra_op_threads)
+            .map_err(|_| Error::InvalidArgument("intra_op_threads must not be negative".into()))?;
+        let graph_optimization_level = u8::try_from(self.graph_optimization_level)
+            .ok()
+            .filter(|l| *l <= 3)
+            .ok_or_else(|| Error::InvalidArgument("graph_optimization_level must be 0 to 3".into()))?;
+        Ok(RuntimeOptions { ort_library_path, providers, provider_policy, intra_op_threads, graph_optimization_level })
+    }
+}
+
+// Appending fields is the only allowed change; these pin the v1 layout's prefix.
+const _: () = assert!(offset_of!(sdrt_load_options, struct_size) == 0);
+const _: () = assert!(offset_of!(sdrt_generate_params, struct_size) == 0);

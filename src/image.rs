@@ -1,0 +1,115 @@
+//! Decoded images: float tensors from the VAE to 8-bit RGB, and PNG in/out.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// An 8-bit RGB image, rows top to bottom, pixels interleaved (`RGBRGB...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
+}
+
+impl Image {
+    /// Wraps interleaved RGB8 pixels; the length must be `width * height * 3`.
+    pub fn from_rgb8(width: u32, height: u32, pixels: Vec<u8>) -> Result<Self> {
+        let expected = width as usize * height as usize * 3;
+        if pixels.len() != expected {
+            return Err(Error::InvalidArgument(format!(
+                "an RGB image of {width}x{height} needs {expected} bytes, got {}",
+                pixels.len()
+            )));
+        }
+        Ok(Image { width, height, pixels })
+    }
+
+    /// Converts floats in [0, 1] (HWC, RGB) the way diffusers' `numpy_to_pil` does:
+    /// `round(x * 255)`, with values outside [0, 1] clamped first.
+    pub fn from_float_hwc(width: u32, height: u32, data: &[f32]) -> Result<Self> {
+        let pixels = data.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round_ties_even() as u8).collect();
+        Image::from_rgb8(width, height, pixels)
+    }
+
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Bytes between the starts of two rows.
+    pub fn stride(&self) -> usize {
+        self.width as usize * 3
+    }
+
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// The image as PNG file bytes.
+    pub fn encode_png(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let encoder = image::codecs::png::PngEncoder::new(&mut out);
+        image::ImageEncoder::write_image(
+            encoder,
+            &self.pixels,
+            self.width,
+            self.height,
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| Error::InvalidArgument(format!("PNG encoding failed: {e}")))?;
+        Ok(out)
+    }
+
+    /// Writes a PNG file; an existing file is replaced only once the new one is complete.
+    pub fn save_png(&self, path: &Path) -> Result<()> {
+        let bytes = self.encode_png()?;
+        let partial = path.with_extension("png.partial");
+        std::fs::write(&partial, &bytes).map_err(|e| Error::io(&partial, e))?;
+        std::fs::rename(&partial, path).map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            Error::io(path, e)
+        })
+    }
+
+    /// Reads a PNG (or any format the `image` crate knows) as RGB8.
+    pub fn load(path: &Path) -> Result<Self> {
+        let decoded = image::open(path).map_err(|e| match e {
+            image::ImageError::IoError(io) => Error::io(path, io),
+            other => Error::InvalidArgument(format!("{}: {other}", path.display())),
+        })?;
+        let rgb = decoded.to_rgb8();
+        Image::from_rgb8(rgb.width(), rgb.height(), rgb.into_raw())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_conversion_rounds_and_clamps_like_diffusers() {
+        let img = Image::from_float_hwc(2, 1, &[0.0, 1.0, 0.5, -0.2, 1.7, 0.501_96]).unwrap();
+        // 0.5 * 255 = 127.5 rounds half to even (numpy's round) -> 128.
+        assert_eq!(img.pixels(), &[0, 255, 128, 0, 255, 128]);
+    }
+
+    #[test]
+    fn wrong_buffer_size_is_an_error() {
+        assert!(matches!(Image::from_rgb8(2, 2, vec![0; 11]), Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn png_round_trip() {
+        let img = Image::from_rgb8(3, 2, (0..18).map(|v| v * 13).collect()).unwrap();
+        let dir = std::env::temp_dir().join(format!("sdrt-image-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("roundtrip.png");
+        img.save_png(&path).unwrap();
+        assert_eq!(Image::load(&path).unwrap(), img);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

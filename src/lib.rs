@@ -1,0 +1,22 @@
+//! sdrt: an embeddable Stable Diffusion runtime.
+//!
+//! ONNX Runtime runs the networks (text encoder, UNet, VAE); sdrt owns everything around
+//! them: the CLIP tokenizer, schedulers, guidance, random numbers and images. Rust users
+//! start at [`Pipeline`]; C users at `include/sdrt.h` (generated from [`ffi`]).
+
+pub mod error;
+pub mod ffi;
+pub mod guidance;
+pub mod image;
+pub mod model;
+pub mod pipeline;
+pub mod rng;
+pub mod runtime;
+pub mod scheduler;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+pub use image::Image;
+pub use pipeline::{CancelHandle, FloatImage, GenerateParams, LoadOptions, Pipeline, StepProgress, Timings};
+pub use runtime::{ExecutionProvider, ProviderPolicy, RuntimeOptions};
+pub use scheduler::SchedulerKind;

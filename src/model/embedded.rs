@@ -1,0 +1,31 @@
+//! The default model, compiled into the library so that a prompt alone makes an image.
+//!
+//! Until the trained default model lands, the tiny random-weight test model stands in: it
+//! exercises every layer but draws noise. Build without the `embedded-model` feature to
+//! leave it out (loading the default model then fails with a clear error).
+
+/// Each file of the default model with its path relative to the model root.
+#[cfg(feature = "embedded-model")]
+pub(crate) fn files() -> &'static [(&'static str, &'static [u8])] {
+    macro_rules! model_files {
+        ($($name:literal),* $(,)?) => {
+            &[$(($name, include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-sd15/diffusers/", $name)) as &[u8])),*]
+        };
+    }
+    model_files!(
+        "model_index.json",
+        "scheduler/scheduler_config.json",
+        "tokenizer/vocab.json",
+        "tokenizer/merges.txt",
+        "tokenizer/special_tokens_map.json",
+        "tokenizer/tokenizer_config.json",
+        "text_encoder/model.onnx",
+        "unet/model.onnx",
+        "vae_decoder/model.onnx",
+    )
+}
+
+#[cfg(not(feature = "embedded-model"))]
+pub(crate) fn files() -> &'static [(&'static str, &'static [u8])] {
+    &[]
+}

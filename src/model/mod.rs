@@ -1,0 +1,105 @@
+//! Model directories: the diffusers ONNX layout (`OnnxStableDiffusionPipeline`) and the
+//! optimum-onnx layout, their configs, and which family a directory holds.
+
+mod embedded;
+mod source;
+
+pub use source::ModelSource;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::scheduler::SchedulerConfig;
+
+/// The VAE scaling factor of Stable Diffusion 1.x, used when no VAE config says otherwise.
+pub const DEFAULT_VAE_SCALING_FACTOR: f32 = 0.18215;
+
+/// How the directory was exported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportLayout {
+    /// diffusers' `OnnxStableDiffusionPipeline`: no per-component configs.
+    DiffusersOnnx,
+    /// optimum-onnx: a `config.json` beside every component's `model.onnx`.
+    Optimum,
+}
+
+/// What sdrt knows about a model directory before any graph is loaded.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    pub source: ModelSource,
+    pub layout: ExportLayout,
+    /// `_class_name` from model_index.json.
+    pub pipeline_class: String,
+    pub scheduler_config: SchedulerConfig,
+    /// Latents are divided by this before decoding (`scaling_factor` in the VAE config).
+    pub vae_scaling_factor: f32,
+    /// Pixels per latent along each side (8 for Stable Diffusion).
+    pub vae_scale_factor: u32,
+    /// The UNet's native latent size, when a config records it.
+    pub unet_sample_size: Option<u32>,
+}
+
+/// Pipelines sdrt runs; anything else is refused by name rather than guessed at.
+const SUPPORTED_PIPELINES: &[&str] =
+    &["OnnxStableDiffusionPipeline", "StableDiffusionPipeline", "ORTStableDiffusionPipeline"];
+
+impl ModelInfo {
+    pub fn read(source: ModelSource) -> Result<Self> {
+        let index = source.read_json("model_index.json")?;
+        let pipeline_class = index.get("_class_name").and_then(Value::as_str).unwrap_or_default().to_string();
+        check_supported(&source, &index, &pipeline_class)?;
+
+        let scheduler_text = source.read_text("scheduler/scheduler_config.json")?;
+        let scheduler_config = SchedulerConfig::from_json(&scheduler_text)
+            .map_err(|e| Error::invalid_model(source.path_of("scheduler/scheduler_config.json"), e.to_string()))?;
+
+        let layout =
+            if source.exists("unet/config.json") { ExportLayout::Optimum } else { ExportLayout::DiffusersOnnx };
+        let vae_config = source.read_optional_json("vae_decoder/config.json")?;
+        let vae_scaling_factor = vae_config
+            .as_ref()
+            .and_then(|c| c.get("scaling_factor"))
+            .and_then(Value::as_f64)
+            .map_or(DEFAULT_VAE_SCALING_FACTOR, |f| f as f32);
+        let vae_scale_factor = vae_config
+            .as_ref()
+            .and_then(|c| c.get("block_out_channels"))
+            .and_then(Value::as_array)
+            .filter(|blocks| !blocks.is_empty() && blocks.len() < 8)
+            .map_or(8, |blocks| 1u32 << (blocks.len() - 1));
+        let unet_sample_size = source
+            .read_optional_json("unet/config.json")?
+            .and_then(|c| c.get("sample_size").and_then(Value::as_u64))
+            .and_then(|s| u32::try_from(s).ok());
+
+        Ok(ModelInfo {
+            source,
+            layout,
+            pipeline_class,
+            scheduler_config,
+            vae_scaling_factor,
+            vae_scale_factor,
+            unet_sample_size,
+        })
+    }
+}
+
+fn check_supported(source: &ModelSource, index: &Value, class: &str) -> Result<()> {
+    let has = |component: &str| index.get(component).is_some_and(|v| !v.is_null());
+    if has("text_encoder_2") || class.contains("XL") {
+        return Err(Error::UnsupportedModel(format!("{class}: SDXL models are not supported yet")));
+    }
+    if !SUPPORTED_PIPELINES.contains(&class) {
+        let what = if class.is_empty() { "(no _class_name)".to_string() } else { class.to_string() };
+        return Err(Error::UnsupportedModel(format!(
+            "{}: pipeline {what} is not a Stable Diffusion 1.x/2.x text-to-image pipeline",
+            source.path_of("model_index.json").display()
+        )));
+    }
+    for component in ["text_encoder", "unet", "vae_decoder", "tokenizer"] {
+        if !source.exists(&format!("{component}/")) && !has(component) {
+            return Err(Error::invalid_model(source.path_of(component), "missing component"));
+        }
+    }
+    Ok(())
+}

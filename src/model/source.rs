@@ -1,0 +1,112 @@
+//! Where a model's files come from: a directory on disk, or the model compiled into the library.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// A model's files, addressed by paths relative to the model root (`unet/model.onnx`).
+#[derive(Clone, Debug)]
+pub enum ModelSource {
+    Directory(PathBuf),
+    /// The default model, compiled into the library (see `embedded.rs`).
+    Embedded,
+}
+
+impl ModelSource {
+    /// A model directory; checked to exist so the error names the path the caller gave.
+    pub fn directory(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        if !path.is_dir() {
+            return Err(Error::invalid_model(path, "model directory not found"));
+        }
+        Ok(ModelSource::Directory(path))
+    }
+
+    /// The path used in messages (and to open files when the source is a directory).
+    pub fn path_of(&self, relative: &str) -> PathBuf {
+        match self {
+            ModelSource::Directory(root) => root.join(relative),
+            ModelSource::Embedded => Path::new("<embedded default model>").join(relative),
+        }
+    }
+
+    /// The root directory, when the model lives on disk.
+    pub fn directory_path(&self) -> Option<&Path> {
+        match self {
+            ModelSource::Directory(root) => Some(root),
+            ModelSource::Embedded => None,
+        }
+    }
+
+    /// Whether a file exists; a relative path ending in `/` asks for a folder.
+    pub fn exists(&self, relative: &str) -> bool {
+        match self {
+            ModelSource::Directory(root) => root.join(relative).exists(),
+            ModelSource::Embedded => super::embedded::files().iter().any(|(name, _)| name.starts_with(relative)),
+        }
+    }
+
+    /// The bytes of a file, or None when it does not exist.
+    pub fn read_optional(&self, relative: &str) -> Result<Option<Cow<'static, [u8]>>> {
+        match self {
+            ModelSource::Directory(root) => {
+                let path = root.join(relative);
+                match std::fs::read(&path) {
+                    Ok(bytes) => Ok(Some(Cow::Owned(bytes))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::io(path, e)),
+                }
+            }
+            ModelSource::Embedded => Ok(super::embedded::files()
+                .iter()
+                .find(|(name, _)| *name == relative)
+                .map(|(_, bytes)| Cow::Borrowed(*bytes))),
+        }
+    }
+
+    pub fn read(&self, relative: &str) -> Result<Cow<'static, [u8]>> {
+        self.read_optional(relative)?.ok_or_else(|| Error::invalid_model(self.path_of(relative), "file not found"))
+    }
+
+    pub fn read_text(&self, relative: &str) -> Result<String> {
+        let bytes = self.read(relative)?;
+        String::from_utf8(bytes.into_owned())
+            .map_err(|_| Error::invalid_model(self.path_of(relative), "not valid UTF-8 text"))
+    }
+
+    pub fn read_json(&self, relative: &str) -> Result<Value> {
+        self.read_optional_json(relative)?.ok_or_else(|| Error::invalid_model(self.path_of(relative), "file not found"))
+    }
+
+    pub fn read_optional_json(&self, relative: &str) -> Result<Option<Value>> {
+        let Some(bytes) = self.read_optional(relative)? else { return Ok(None) };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::invalid_model(self.path_of(relative), format!("invalid JSON: {e}")))
+    }
+}
+
+/// One folder of a model (such as `tokenizer`), for loaders that read files by name.
+pub struct ModelFolder<'a> {
+    source: &'a ModelSource,
+    folder: &'a str,
+}
+
+impl ModelSource {
+    pub fn folder<'a>(&'a self, folder: &'a str) -> ModelFolder<'a> {
+        ModelFolder { source: self, folder }
+    }
+}
+
+impl crate::tokenizer::TokenizerFiles for ModelFolder<'_> {
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.source.read_optional(&format!("{}/{name}", self.folder))?.map(Cow::into_owned))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.source.path_of(&format!("{}/{name}", self.folder))
+    }
+}

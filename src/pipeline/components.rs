@@ -1,0 +1,196 @@
+//! The three graphs of a Stable Diffusion pipeline, each checked against the signature
+//! sdrt needs when it is loaded, so a wrong file fails at load time with its name.
+
+use crate::error::{Error, Result};
+use crate::runtime::{ElementType, InputValue, OnnxModel};
+
+/// CLIP text encoder: token ids -> per-token hidden states.
+pub(crate) struct TextEncoder {
+    model: OnnxModel,
+    /// Fixed batch size of the graph, if it has one (then prompts are encoded one at a time).
+    fixed_batch: Option<i64>,
+}
+
+impl TextEncoder {
+    pub fn new(model: OnnxModel) -> Result<Self> {
+        let ids = model.require_input("input_ids", "token ids, int32 or int64, [batch, sequence]")?;
+        if !matches!(ids.element_type, ElementType::I32 | ElementType::I64) || ids.rank() != 2 {
+            return Err(Error::invalid_model(
+                model.path(),
+                format!("`input_ids` must be int32 or int64 of rank 2, found {:?} {:?}", ids.element_type, ids.shape),
+            ));
+        }
+        let fixed_batch = ids.fixed_dim(0);
+        let hidden =
+            model.outputs().first().ok_or_else(|| Error::invalid_model(model.path(), "graph has no outputs"))?;
+        if hidden.rank() != 3 {
+            return Err(Error::invalid_model(
+                model.path(),
+                "first output must be the [batch, sequence, hidden] states",
+            ));
+        }
+        Ok(TextEncoder { model, fixed_batch })
+    }
+
+    pub fn take_run_time(&mut self) -> std::time::Duration {
+        self.model.take_run_time()
+    }
+
+    /// Encodes `prompts` (each `seq_len` ids) and returns their hidden states concatenated.
+    pub fn encode(&mut self, ids: &[i64], seq_len: usize) -> Result<Vec<f32>> {
+        let batch = ids.len() / seq_len;
+        let chunk = match self.fixed_batch {
+            Some(n) if n as usize != batch => 1,
+            _ => batch,
+        };
+        let mut states = Vec::new();
+        for part in ids.chunks(chunk * seq_len) {
+            let shape = vec![(part.len() / seq_len) as i64, seq_len as i64];
+            let out = self.model.run(&[("input_ids", InputValue::Int { shape, data: part })])?;
+            let (_, data) = out.float(0)?;
+            states.extend_from_slice(&data);
+        }
+        Ok(states)
+    }
+}
+
+/// The denoising UNet: (noisy latents, timestep, text states) -> predicted noise.
+pub(crate) struct Unet {
+    model: OnnxModel,
+    fixed_batch: Option<i64>,
+    timestep_rank: usize,
+}
+
+impl Unet {
+    pub fn new(model: OnnxModel) -> Result<Self> {
+        let sample = model.require_input("sample", "noisy latents [batch, 4, height/8, width/8]")?;
+        if sample.rank() != 4 {
+            return Err(Error::invalid_model(model.path(), "`sample` must have rank 4"));
+        }
+        let in_channels = sample.fixed_dim(1).unwrap_or(4);
+        if in_channels != 4 {
+            return Err(Error::UnsupportedModel(format!(
+                "{}: UNet with {in_channels} input channels (inpainting UNets are not supported yet)",
+                model.path().display()
+            )));
+        }
+        let fixed_batch = sample.fixed_dim(0);
+        let timestep = model.require_input("timestep", "diffusion timestep, scalar or [batch]")?;
+        if timestep.rank() > 1 {
+            return Err(Error::invalid_model(model.path(), "`timestep` must be a scalar or a vector"));
+        }
+        let timestep_rank = timestep.rank();
+        model.require_input("encoder_hidden_states", "text encoder states [batch, sequence, hidden]")?;
+        // Inputs of newer families (SDXL's text_embeds/time_ids, LCM's timestep_cond).
+        if let Some(extra) =
+            model.inputs().iter().find(|i| !matches!(i.name.as_str(), "sample" | "timestep" | "encoder_hidden_states"))
+        {
+            return Err(Error::UnsupportedModel(format!(
+                "{}: UNet input `{}` belongs to a model family sdrt does not run yet",
+                model.path().display(),
+                extra.name
+            )));
+        }
+        Ok(Unet { model, fixed_batch, timestep_rank })
+    }
+
+    pub fn take_run_time(&mut self) -> std::time::Duration {
+        self.model.take_run_time()
+    }
+
+    /// Whether the unconditional and conditional halves can go through in one call.
+    pub fn accepts_batch(&self, batch: usize) -> bool {
+        self.fixed_batch.is_none_or(|n| n as usize == batch)
+    }
+
+    /// Predicts noise for `sample` ([batch, c, h, w]); `states` holds `batch` text states.
+    /// `out` receives the prediction, same layout as `sample`.
+    pub fn predict(
+        &mut self,
+        sample: &[f32],
+        latent_shape: [usize; 3],
+        timestep: f32,
+        states: &[f32],
+        states_shape: [usize; 2],
+        out: &mut [f32],
+    ) -> Result<()> {
+        let per_item = latent_shape.iter().product::<usize>();
+        let per_state = states_shape[0] * states_shape[1];
+        let batch = sample.len() / per_item;
+        let chunk = if self.accepts_batch(batch) { batch } else { 1 };
+        let timesteps = vec![timestep; chunk];
+        for (i, part) in sample.chunks(chunk * per_item).enumerate() {
+            let n = part.len() / per_item;
+            let sample_shape = vec![n as i64, latent_shape[0] as i64, latent_shape[1] as i64, latent_shape[2] as i64];
+            let state_part = &states[i * chunk * per_state..(i * chunk + n) * per_state];
+            let (t_shape, t_data) =
+                if self.timestep_rank == 0 { (vec![], &timesteps[..1]) } else { (vec![n as i64], &timesteps[..n]) };
+            let output = self.model.run(&[
+                ("sample", InputValue::Float { shape: sample_shape, data: part }),
+                ("timestep", InputValue::Float { shape: t_shape, data: t_data }),
+                (
+                    "encoder_hidden_states",
+                    InputValue::Float {
+                        shape: vec![n as i64, states_shape[0] as i64, states_shape[1] as i64],
+                        data: state_part,
+                    },
+                ),
+            ])?;
+            let (_, prediction) = output.float(0)?;
+            let target = &mut out[i * chunk * per_item..(i * chunk + n) * per_item];
+            if prediction.len() != target.len() {
+                return Err(Error::invalid_model(
+                    output.path(),
+                    format!("UNet output has {} values, expected {}", prediction.len(), target.len()),
+                ));
+            }
+            target.copy_from_slice(&prediction);
+        }
+        Ok(())
+    }
+}
+
+/// VAE decoder: latents -> RGB in [-1, 1], [batch, 3, H, W].
+pub(crate) struct VaeDecoder {
+    model: OnnxModel,
+}
+
+impl VaeDecoder {
+    pub fn new(model: OnnxModel) -> Result<Self> {
+        let latents = model.require_input("latent_sample", "latents [batch, 4, height/8, width/8]")?;
+        if latents.rank() != 4 {
+            return Err(Error::invalid_model(model.path(), "`latent_sample` must have rank 4"));
+        }
+        Ok(VaeDecoder { model })
+    }
+
+    pub fn take_run_time(&mut self) -> std::time::Duration {
+        self.model.take_run_time()
+    }
+
+    /// Decodes one latent image and returns HWC floats in [0, 1] with its height and width.
+    pub fn decode(&mut self, latents: &[f32], latent_shape: [usize; 3]) -> Result<(usize, usize, Vec<f32>)> {
+        let shape = vec![1, latent_shape[0] as i64, latent_shape[1] as i64, latent_shape[2] as i64];
+        let output = self.model.run(&[("latent_sample", InputValue::Float { shape, data: latents })])?;
+        let (shape, chw) = output.float(0)?;
+        let [_, 3, h, w] = shape[..] else {
+            return Err(Error::invalid_model(output.path(), format!("expected a [1, 3, H, W] image, got {shape:?}")));
+        };
+        let (h, w) = (h as usize, w as usize);
+        let plane = h * w;
+        let mut hwc = vec![0.0f32; plane * 3];
+        if chw.iter().any(|v| !v.is_finite()) {
+            // The well-known black-image bug of fp16 VAEs: say so instead of returning black.
+            return Err(Error::Inference(format!(
+                "{}: the VAE decoder produced NaN or infinite values",
+                output.path().display()
+            )));
+        }
+        for (c, channel) in chw.chunks_exact(plane).enumerate() {
+            for (p, &v) in channel.iter().enumerate() {
+                hwc[p * 3 + c] = (v / 2.0 + 0.5).clamp(0.0, 1.0); // diffusers: clip(x / 2 + 0.5, 0, 1)
+            }
+        }
+        Ok((h, w, hwc))
+    }
+}

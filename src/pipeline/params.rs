@@ -1,0 +1,92 @@
+//! What a caller passes in: load options, generation parameters, progress and cancellation.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::runtime::RuntimeOptions;
+use crate::scheduler::SchedulerKind;
+
+/// How to load a pipeline.
+#[derive(Clone, Default)]
+pub struct LoadOptions {
+    pub runtime: RuntimeOptions,
+    /// Receives warnings (such as a provider falling back to CPU) as they happen.
+    pub on_warning: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadOptions")
+            .field("runtime", &self.runtime)
+            .field("on_warning", &self.on_warning.is_some())
+            .finish()
+    }
+}
+
+/// Parameters of one text-to-image generation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerateParams {
+    pub prompt: String,
+    /// What the image should not show; the unconditional half of guidance.
+    pub negative_prompt: String,
+    /// Image size in pixels; `None` takes the model's native size.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Denoising steps.
+    pub steps: u32,
+    /// Classifier-free guidance scale; 1 or less runs no unconditional pass.
+    pub guidance_scale: f32,
+    /// Seed of the numpy-compatible generator (`np.random.RandomState(seed)`): 0 to 2^32-1.
+    pub seed: u64,
+    /// Sampler; `None` takes the model's scheduler_config.json.
+    pub scheduler: Option<SchedulerKind>,
+    /// Initial noise (N(0,1), [4, height/8, width/8]) instead of drawing it from the seed.
+    pub initial_noise: Option<Vec<f32>>,
+}
+
+impl Default for GenerateParams {
+    fn default() -> Self {
+        GenerateParams {
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            width: None,
+            height: None,
+            steps: 25,
+            guidance_scale: 7.5,
+            seed: 0,
+            scheduler: None,
+            initial_noise: None,
+        }
+    }
+}
+
+/// Reported after every denoising step.
+#[derive(Debug)]
+pub struct StepProgress<'a> {
+    /// Steps done so far, 1-based.
+    pub step: usize,
+    pub total_steps: usize,
+    /// The timestep the UNet just saw.
+    pub timestep: f32,
+    /// The latents after this step.
+    pub latents: &'a [f32],
+}
+
+/// Cancels a pipeline's generation in progress; cheap to clone, safe from any thread.
+#[derive(Clone, Debug, Default)]
+pub struct CancelHandle(Arc<AtomicBool>);
+
+impl CancelHandle {
+    /// Asks the running generation to stop after its current graph call.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,44 @@
+//! ONNX Runtime: opening the shared library once per process, execution providers,
+//! and sessions whose input/output signatures are read from the model.
+
+mod loader;
+mod providers;
+mod session;
+
+pub use loader::{loaded_library_path, ort_environment};
+pub use providers::{ExecutionProvider, ProviderPolicy};
+pub use session::{ElementType, InputValue, IoInfo, OnnxModel, RunOutput};
+
+use crate::error::Error;
+
+/// Options for creating ONNX Runtime sessions.
+#[derive(Clone, Debug)]
+pub struct RuntimeOptions {
+    /// Explicit path of the ONNX Runtime library; searched before `ORT_DYLIB_PATH`.
+    pub ort_library_path: Option<std::path::PathBuf>,
+    /// Execution providers to try, in order; CPU is always the last resort.
+    pub providers: Vec<ExecutionProvider>,
+    /// What to do when a requested provider is unavailable.
+    pub provider_policy: ProviderPolicy,
+    /// Intra-op threads; 0 lets ONNX Runtime decide.
+    pub intra_op_threads: usize,
+    /// Graph optimization level, 0 (none) to 3 (all).
+    pub graph_optimization_level: u8,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            ort_library_path: None,
+            providers: vec![ExecutionProvider::Cpu],
+            provider_policy: ProviderPolicy::FallBackToCpu,
+            intra_op_threads: 0,
+            graph_optimization_level: 3,
+        }
+    }
+}
+
+/// Converts any ort error into an inference error with ort's message.
+pub(crate) fn ort_error<R>(context: &str, e: ort::Error<R>) -> Error {
+    Error::Inference(format!("{context}: {}", e.message()))
+}

@@ -1,0 +1,234 @@
+//! One ONNX graph with the signature read from it, and typed runs that convert at the
+//! boundary (f32 <-> f16, i64 -> i32) according to what the graph declares.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use half::f16;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{Session, SessionInputValue, SessionOutputs};
+use ort::value::{DynValue, Tensor, TensorElementType, TensorRef};
+
+use super::{ort_environment, ort_error, providers, RuntimeOptions};
+use crate::error::{Error, Result};
+
+/// Element types sdrt understands at a graph boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElementType {
+    F32,
+    F16,
+    I32,
+    I64,
+    Other,
+}
+
+/// Name, element type and shape (-1 for dynamic dimensions) of a graph input or output.
+#[derive(Clone, Debug)]
+pub struct IoInfo {
+    pub name: String,
+    pub element_type: ElementType,
+    pub shape: Vec<i64>,
+}
+
+impl IoInfo {
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// The fixed size of dimension `axis`, or None when it is dynamic or absent.
+    pub fn fixed_dim(&self, axis: usize) -> Option<i64> {
+        self.shape.get(axis).copied().filter(|&d| d >= 0)
+    }
+}
+
+/// A value to feed a graph input; converted to the input's declared element type.
+pub enum InputValue<'a> {
+    Float { shape: Vec<i64>, data: &'a [f32] },
+    Int { shape: Vec<i64>, data: &'a [i64] },
+}
+
+/// A loaded graph (ONNX Runtime session) and its signature.
+pub struct OnnxModel {
+    session: Session,
+    path: PathBuf,
+    inputs: Vec<IoInfo>,
+    outputs: Vec<IoInfo>,
+    /// Wall time spent inside ONNX Runtime since the last `take_run_time`.
+    run_time: Duration,
+}
+
+impl OnnxModel {
+    /// Loads a graph from a file, or from bytes when `bytes` is given (`path` then only names it).
+    pub fn load(
+        path: &Path,
+        bytes: Option<&[u8]>,
+        options: &RuntimeOptions,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Self> {
+        let environment = ort_environment(options.ort_library_path.as_deref())?;
+        let corrupt =
+            |e: ort::Error<_>| Error::invalid_model(path, format!("ONNX Runtime could not load it: {}", e.message()));
+        let level = match options.graph_optimization_level {
+            0 => GraphOptimizationLevel::Disable,
+            1 => GraphOptimizationLevel::Level1,
+            2 => GraphOptimizationLevel::Level2,
+            _ => GraphOptimizationLevel::All,
+        };
+        let mut builder = Session::builder(&environment)
+            .map_err(|e| ort_error("creating a session builder", e))?
+            .with_optimization_level(level)
+            .map_err(|e| ort_error("setting the optimization level", e))?;
+        if options.intra_op_threads > 0 {
+            builder = builder
+                .with_intra_threads(options.intra_op_threads)
+                .map_err(|e| ort_error("setting intra-op threads", e))?;
+        }
+        providers::register_providers(&mut builder, &options.providers, options.provider_policy, warn)?;
+        let session = match bytes {
+            Some(bytes) => builder.commit_from_memory(bytes).map_err(corrupt)?,
+            None => {
+                if !path.is_file() {
+                    return Err(Error::invalid_model(path, "file not found"));
+                }
+                builder.commit_from_file(path).map_err(corrupt)?
+            }
+        };
+        let describe = |outlets: &[ort::value::Outlet]| -> Vec<IoInfo> {
+            outlets
+                .iter()
+                .map(|o| IoInfo {
+                    name: o.name().to_string(),
+                    element_type: o.dtype().tensor_type().map_or(ElementType::Other, element_type),
+                    shape: o.dtype().tensor_shape().map(|s| s.iter().copied().collect()).unwrap_or_default(),
+                })
+                .collect()
+        };
+        let inputs = describe(session.inputs());
+        let outputs = describe(session.outputs());
+        Ok(OnnxModel { session, path: path.to_path_buf(), inputs, outputs, run_time: Duration::ZERO })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn inputs(&self) -> &[IoInfo] {
+        &self.inputs
+    }
+
+    pub fn outputs(&self) -> &[IoInfo] {
+        &self.outputs
+    }
+
+    pub fn input(&self, name: &str) -> Option<&IoInfo> {
+        self.inputs.iter().find(|i| i.name == name)
+    }
+
+    /// The input called `name`, or an error naming the file and what was expected.
+    pub fn require_input(&self, name: &str, what: &str) -> Result<&IoInfo> {
+        self.input(name).ok_or_else(|| {
+            let found: Vec<&str> = self.inputs.iter().map(|i| i.name.as_str()).collect();
+            Error::invalid_model(&self.path, format!("expected an input `{name}` ({what}); the graph has {found:?}"))
+        })
+    }
+
+    /// Runs the graph. Inputs are converted to the element types the graph declares;
+    /// f32 inputs to f32 graphs are passed without copying.
+    pub fn run(&mut self, inputs: &[(&str, InputValue<'_>)]) -> Result<RunOutput<'_>> {
+        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+        for (name, value) in inputs {
+            let info = self
+                .inputs
+                .iter()
+                .find(|i| i.name == *name)
+                .ok_or_else(|| Error::invalid_model(&self.path, format!("the graph has no input `{name}`")))?;
+            values.push((Cow::Owned(name.to_string()), to_session_value(info, value)?));
+        }
+        let started = Instant::now();
+        let outputs = self.session.run(values).map_err(|e| ort_error("running the graph", e))?;
+        self.run_time += started.elapsed();
+        Ok(RunOutput { outputs, path: &self.path })
+    }
+
+    /// Time spent inside ONNX Runtime's `run` since the previous call.
+    pub fn take_run_time(&mut self) -> Duration {
+        std::mem::take(&mut self.run_time)
+    }
+}
+
+/// The outputs of one run, read as f32 (converted from f16 when needed).
+pub struct RunOutput<'s> {
+    outputs: SessionOutputs<'s>,
+    path: &'s Path,
+}
+
+impl RunOutput<'_> {
+    /// Output `index` as f32 values and its shape: a view when the graph produced f32.
+    pub fn float(&self, index: usize) -> Result<(Vec<i64>, Cow<'_, [f32]>)> {
+        if index >= self.outputs.len() {
+            return Err(Error::invalid_model(self.path, format!("expected at least {} outputs", index + 1)));
+        }
+        float_values(&self.outputs[index], self.path)
+    }
+
+    /// The graph's file, for messages.
+    pub fn path(&self) -> &Path {
+        self.path
+    }
+}
+
+fn float_values<'v>(value: &'v DynValue, path: &Path) -> Result<(Vec<i64>, Cow<'v, [f32]>)> {
+    if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
+        return Ok((shape.iter().copied().collect(), Cow::Borrowed(data)));
+    }
+    if let Ok((shape, data)) = value.try_extract_tensor::<f16>() {
+        return Ok((shape.iter().copied().collect(), Cow::Owned(data.iter().map(|v| v.to_f32()).collect())));
+    }
+    Err(Error::invalid_model(path, "expected a float32 or float16 output tensor"))
+}
+
+fn to_session_value<'v>(info: &IoInfo, value: &InputValue<'v>) -> Result<SessionInputValue<'v>> {
+    let bad = |e: ort::Error| Error::Inference(format!("building input `{}`: {}", info.name, e.message()));
+    Ok(match (value, info.element_type) {
+        (InputValue::Float { shape, data }, ElementType::F32) => {
+            TensorRef::from_array_view((shape.clone(), *data)).map_err(bad)?.into()
+        }
+        (InputValue::Float { shape, data }, ElementType::F16) => {
+            let converted: Vec<f16> = data.iter().map(|&v| f16::from_f32(v)).collect();
+            Tensor::from_array((shape.clone(), converted)).map_err(bad)?.into()
+        }
+        // Timesteps are floats in sdrt; integer graphs get them truncated, as numpy's cast does.
+        (InputValue::Float { shape, data }, ElementType::I64) => {
+            let converted: Vec<i64> = data.iter().map(|&v| v as i64).collect();
+            Tensor::from_array((shape.clone(), converted)).map_err(bad)?.into()
+        }
+        (InputValue::Int { shape, data }, ElementType::I64) => {
+            TensorRef::from_array_view((shape.clone(), *data)).map_err(bad)?.into()
+        }
+        (InputValue::Int { shape, data }, ElementType::I32) => {
+            let converted: Vec<i32> = data.iter().map(|&v| v as i32).collect();
+            Tensor::from_array((shape.clone(), converted)).map_err(bad)?.into()
+        }
+        (InputValue::Int { shape, data }, ElementType::F32) => {
+            let converted: Vec<f32> = data.iter().map(|&v| v as f32).collect();
+            Tensor::from_array((shape.clone(), converted)).map_err(bad)?.into()
+        }
+        (_, other) => {
+            return Err(Error::UnsupportedModel(format!(
+                "input `{}` has element type {other:?}, which sdrt cannot feed",
+                info.name
+            )))
+        }
+    })
+}
+
+fn element_type(t: TensorElementType) -> ElementType {
+    match t {
+        TensorElementType::Float32 => ElementType::F32,
+        TensorElementType::Float16 => ElementType::F16,
+        TensorElementType::Int32 => ElementType::I32,
+        TensorElementType::Int64 => ElementType::I64,
+        _ => ElementType::Other,
+    }
+}
