@@ -1,0 +1,194 @@
+//! diffusers' `scheduler_config.json`, and the typed options read from it.
+//!
+//! Every key is optional: a key that is missing takes the default of the scheduler class that
+//! is being built (as `SomeScheduler.from_config(config)` does in diffusers), not of the class
+//! named by `_class_name`. Those per-class defaults live in [`ClassDefaults`], one constant in
+//! each scheduler's file. Unknown keys are ignored; string options are checked when a
+//! scheduler is built, so a config naming an option one sampler does not support still loads.
+
+use crate::error::{Error, Result};
+
+/// The contents of diffusers' `scheduler_config.json` (keys as diffusers spells them).
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct SchedulerConfig {
+    /// `_class_name`: the scheduler class the model was saved with (its default sampler).
+    #[serde(rename = "_class_name")]
+    pub class: Option<String>,
+    pub num_train_timesteps: Option<usize>,
+    pub beta_start: Option<f64>,
+    pub beta_end: Option<f64>,
+    /// `linear`, `scaled_linear` or `squaredcos_cap_v2`.
+    pub beta_schedule: Option<String>,
+    /// Explicit betas; replace `beta_start`/`beta_end`/`beta_schedule` when present.
+    pub trained_betas: Option<Vec<f64>>,
+    pub steps_offset: Option<i64>,
+    pub set_alpha_to_one: Option<bool>,
+    pub skip_prk_steps: Option<bool>,
+    /// `leading`, `trailing` or `linspace`.
+    pub timestep_spacing: Option<String>,
+    /// `epsilon`, `v_prediction` or `sample`.
+    pub prediction_type: Option<String>,
+    pub clip_sample: Option<bool>,
+    pub clip_sample_range: Option<f64>,
+    pub thresholding: Option<bool>,
+    pub rescale_betas_zero_snr: Option<bool>,
+    /// Euler-family: `linear` or `log_linear`.
+    pub interpolation_type: Option<String>,
+    pub use_karras_sigmas: Option<bool>,
+    pub use_exponential_sigmas: Option<bool>,
+    pub use_beta_sigmas: Option<bool>,
+    pub sigma_min: Option<f64>,
+    pub sigma_max: Option<f64>,
+    /// Euler-family: `discrete` or `continuous`.
+    pub timestep_type: Option<String>,
+    /// `zero` or `sigma_min`.
+    pub final_sigmas_type: Option<String>,
+}
+
+impl SchedulerConfig {
+    /// Parses `scheduler_config.json`. Unknown keys are ignored; `null` means "not set".
+    pub fn from_json(text: &str) -> Result<Self> {
+        let error = |e: serde_json::Error| invalid(format!("scheduler config: {e}"));
+        let value: serde_json::Value = serde_json::from_str(text).map_err(error)?;
+        if !value.is_object() {
+            return Err(invalid("scheduler config: expected a JSON object"));
+        }
+        serde_json::from_value(value).map_err(error)
+    }
+
+    /// `_class_name`, e.g. `PNDMScheduler`.
+    pub fn class_name(&self) -> Option<&str> {
+        self.class.as_deref()
+    }
+
+    /// Applies what `OnnxStableDiffusionPipeline.__init__` does to every scheduler it is given:
+    /// `steps_offset` becomes 1 and `clip_sample` becomes false (with a deprecation warning
+    /// there). Call this to reproduce that pipeline's images from configs that say otherwise.
+    pub fn apply_onnx_pipeline_overrides(&mut self) {
+        self.steps_offset = Some(1);
+        self.clip_sample = Some(false);
+    }
+
+    /// `num_train_timesteps` (default 1000), at least 1.
+    pub fn train_timesteps(&self) -> Result<usize> {
+        match self.num_train_timesteps.unwrap_or(1000) {
+            0 => Err(invalid("num_train_timesteps must be at least 1")),
+            n if n > 1_000_000 => Err(invalid(format!("num_train_timesteps {n} is too large"))),
+            n => Ok(n),
+        }
+    }
+
+    pub fn offset(&self) -> i64 {
+        self.steps_offset.unwrap_or(0)
+    }
+
+    pub fn spacing(&self, defaults: &ClassDefaults) -> Result<TimestepSpacing> {
+        self.timestep_spacing.as_deref().map_or(Ok(defaults.timestep_spacing), TimestepSpacing::parse)
+    }
+
+    pub fn prediction(&self, defaults: &ClassDefaults) -> Result<PredictionType> {
+        self.prediction_type.as_deref().map_or(Ok(defaults.prediction_type), PredictionType::parse)
+    }
+
+    pub fn schedule(&self, defaults: &ClassDefaults) -> Result<BetaSchedule> {
+        self.beta_schedule.as_deref().map_or(Ok(defaults.beta_schedule), BetaSchedule::parse)
+    }
+
+    pub fn alpha_to_one(&self, defaults: &ClassDefaults) -> bool {
+        self.set_alpha_to_one.unwrap_or(defaults.set_alpha_to_one)
+    }
+
+    pub fn zero_snr(&self) -> bool {
+        self.rescale_betas_zero_snr.unwrap_or(false)
+    }
+}
+
+/// diffusers' `__init__` defaults for the keys whose default differs between scheduler classes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClassDefaults {
+    pub beta_start: f64,
+    pub beta_end: f64,
+    pub beta_schedule: BetaSchedule,
+    pub timestep_spacing: TimestepSpacing,
+    pub prediction_type: PredictionType,
+    pub set_alpha_to_one: bool,
+    pub clip_sample: bool,
+}
+
+/// The defaults most diffusers schedulers share; each sampler overrides what differs.
+pub const COMMON_DEFAULTS: ClassDefaults = ClassDefaults {
+    beta_start: 0.0001,
+    beta_end: 0.02,
+    beta_schedule: BetaSchedule::Linear,
+    timestep_spacing: TimestepSpacing::Linspace,
+    prediction_type: PredictionType::Epsilon,
+    set_alpha_to_one: false,
+    clip_sample: false,
+};
+
+/// How betas are laid out over the training timesteps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BetaSchedule {
+    Linear,
+    ScaledLinear,
+    /// Glide's cosine schedule (`betas_for_alpha_bar`, cosine, max beta 0.999).
+    SquaredCosCapV2,
+}
+
+impl BetaSchedule {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "linear" => Ok(Self::Linear),
+            "scaled_linear" => Ok(Self::ScaledLinear),
+            "squaredcos_cap_v2" => Ok(Self::SquaredCosCapV2),
+            _ => Err(invalid(format!("unsupported beta_schedule {name:?}"))),
+        }
+    }
+}
+
+/// How inference timesteps are picked from the training range (Table 2 of
+/// "Common Diffusion Noise Schedules and Sample Steps are Flawed").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestepSpacing {
+    Leading,
+    Trailing,
+    Linspace,
+}
+
+impl TimestepSpacing {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "leading" => Ok(Self::Leading),
+            "trailing" => Ok(Self::Trailing),
+            "linspace" => Ok(Self::Linspace),
+            _ => Err(invalid(format!("unsupported timestep_spacing {name:?}"))),
+        }
+    }
+}
+
+/// What the UNet predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PredictionType {
+    /// The added noise.
+    Epsilon,
+    /// The velocity `sqrt(alpha_bar) * noise - sqrt(1 - alpha_bar) * x0` (SD 2.x 768).
+    VPrediction,
+    /// The clean sample x0 (`sample`; Euler also takes the old name `original_sample`).
+    Sample,
+}
+
+impl PredictionType {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "epsilon" => Ok(Self::Epsilon),
+            "v_prediction" => Ok(Self::VPrediction),
+            "sample" => Ok(Self::Sample),
+            _ => Err(invalid(format!("unsupported prediction_type {name:?}"))),
+        }
+    }
+}
+
+pub(crate) fn invalid(message: impl Into<String>) -> Error {
+    Error::InvalidArgument(message.into())
+}

@@ -1,0 +1,135 @@
+//! Noise schedulers (samplers), step-exact with diffusers 0.39.
+//!
+//! One file per sampler family behind the [`Scheduler`] trait; the schedule math they share
+//! (betas, alphas_cumprod, timestep spacing, sigmas) lives in [`schedule`], and the parsed
+//! `scheduler_config.json` in [`config`]. Adding a sampler means: a file implementing
+//! [`Scheduler`] with a `new(config, steps)` constructor and its [`ClassDefaults`], a
+//! [`SchedulerKind`] variant with its names in [`KINDS`], and one arm in [`create`].
+//!
+//! The loop that drives a scheduler is the one in diffusers' ONNX pipeline:
+//! ```text
+//! latents *= init_noise_sigma()
+//! for (i, t) in timesteps().enumerate():
+//!     input = scale_model_input(batched latents, i)     // elementwise
+//!     output = unet(input, t) (+ guidance)
+//!     step(output, i, latents, rng)                      // latents: x_t -> x_{t-1}
+//! ```
+
+pub mod config;
+mod ddim;
+mod euler;
+mod pndm;
+pub mod schedule;
+
+pub use config::{BetaSchedule, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
+pub use ddim::{DdimScheduler, DDIM_DEFAULTS};
+pub use euler::{EulerDiscreteScheduler, EULER_DEFAULTS};
+pub use pndm::{PndmScheduler, PNDM_DEFAULTS};
+pub use schedule::NoiseSchedule;
+
+use crate::error::{Error, Result};
+use crate::rng::NormalRng;
+
+/// A sampler, set up for one run of `num_inference_steps`.
+pub trait Scheduler: Send {
+    /// Timesteps to feed the UNet, in loop order (PNDM with skip_prk_steps has steps+1 of
+    /// them, as in diffusers, except for 1 step).
+    fn timesteps(&self) -> &[f32];
+    /// Factor for the initial N(0,1) latents.
+    fn init_noise_sigma(&self) -> f32;
+    /// In-place `scale_model_input` for loop index `step_index` (called on the batched CFG
+    /// input; elementwise, so any length works).
+    fn scale_model_input(&self, sample: &mut [f32], step_index: usize);
+    /// One step: `sample` (x_t) is replaced by x_{t-1}. `model_output` has `sample`'s length.
+    /// `rng` is for ancestral/SDE samplers (unused by PNDM, DDIM and Euler).
+    fn step(
+        &mut self,
+        model_output: &[f32],
+        step_index: usize,
+        sample: &mut [f32],
+        rng: &mut dyn NormalRng,
+    ) -> Result<()>;
+}
+
+/// The samplers sdrt runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SchedulerKind {
+    /// Pseudo numerical methods (PLMS; PRK warm-up unless `skip_prk_steps`): SD 1.x's default.
+    Pndm,
+    /// DDIM, deterministic (eta = 0).
+    Ddim,
+    /// Euler's method on the k-diffusion ODE (`EulerDiscreteScheduler`).
+    EulerDiscrete,
+}
+
+/// Each kind with its diffusers class name and accepted short names (all matched
+/// case-insensitively).
+pub const KINDS: &[(SchedulerKind, &str, &[&str])] = &[
+    (SchedulerKind::Pndm, "PNDMScheduler", &["pndm", "plms"]),
+    (SchedulerKind::Ddim, "DDIMScheduler", &["ddim"]),
+    (SchedulerKind::EulerDiscrete, "EulerDiscreteScheduler", &["euler", "euler_discrete", "euler-discrete"]),
+];
+
+impl SchedulerKind {
+    /// Accepts diffusers class names (`PNDMScheduler`, `DDIMScheduler`,
+    /// `EulerDiscreteScheduler`) and short names (`pndm`, `plms`, `ddim`, `euler`),
+    /// case-insensitive, surrounding whitespace ignored.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let name = name.trim();
+        KINDS
+            .iter()
+            .find(|(_, class, short)| {
+                class.eq_ignore_ascii_case(name) || short.iter().any(|s| s.eq_ignore_ascii_case(name))
+            })
+            .map(|(kind, _, _)| *kind)
+    }
+
+    /// The diffusers class name.
+    pub fn class_name(self) -> &'static str {
+        KINDS.iter().find(|(kind, _, _)| *kind == self).map_or("", |(_, class, _)| class)
+    }
+
+    /// The canonical short name (`pndm`, `ddim`, `euler`).
+    pub fn short_name(self) -> &'static str {
+        KINDS.iter().find(|(kind, _, _)| *kind == self).and_then(|(_, _, short)| short.first().copied()).unwrap_or("")
+    }
+
+    /// Every kind, in a stable order.
+    pub fn all() -> impl Iterator<Item = SchedulerKind> {
+        KINDS.iter().map(|(kind, _, _)| *kind)
+    }
+}
+
+impl std::fmt::Display for SchedulerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.class_name())
+    }
+}
+
+/// Builds a `kind` sampler from a model's scheduler config for `num_inference_steps` steps
+/// (diffusers: `Kind.from_config(config)` then `set_timesteps(num_inference_steps)`).
+pub fn create(kind: SchedulerKind, config: &SchedulerConfig, num_inference_steps: usize) -> Result<Box<dyn Scheduler>> {
+    Ok(match kind {
+        SchedulerKind::Pndm => Box::new(PndmScheduler::new(config, num_inference_steps)?),
+        SchedulerKind::Ddim => Box::new(DdimScheduler::new(config, num_inference_steps)?),
+        SchedulerKind::EulerDiscrete => Box::new(EulerDiscreteScheduler::new(config, num_inference_steps)?),
+    })
+}
+
+/// The argument checks every `step` shares: the step exists, the slices match.
+pub(crate) fn check_step(step_index: usize, steps: usize, model_output: &[f32], sample: &[f32]) -> Result<()> {
+    if step_index >= steps {
+        return Err(Error::InvalidArgument(format!("step index {step_index} is past the last step ({steps} steps)")));
+    }
+    if model_output.len() != sample.len() {
+        return Err(Error::InvalidArgument(format!(
+            "model output has {} values but the sample has {}",
+            model_output.len(),
+            sample.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,259 @@
+//! Unit tests: the name table, config parsing and defaults, error paths. Parity with
+//! diffusers is tested in tests/scheduler_parity.rs.
+
+use super::*;
+use crate::rng::NumpyRng;
+
+const SD15: &str = r#"{
+  "_class_name": "PNDMScheduler",
+  "_diffusers_version": "0.6.0",
+  "beta_end": 0.012,
+  "beta_schedule": "scaled_linear",
+  "beta_start": 0.00085,
+  "num_train_timesteps": 1000,
+  "set_alpha_to_one": false,
+  "skip_prk_steps": true,
+  "steps_offset": 1,
+  "trained_betas": null,
+  "clip_sample": false,
+  "some_future_key": {"nested": [1, 2, 3]}
+}"#;
+
+fn sd15() -> SchedulerConfig {
+    SchedulerConfig::from_json(SD15).unwrap()
+}
+
+fn config(json: &str) -> SchedulerConfig {
+    SchedulerConfig::from_json(json).unwrap()
+}
+
+fn is_invalid<T>(result: Result<T>) -> bool {
+    matches!(result, Err(Error::InvalidArgument(_)))
+}
+
+/// Runs the whole loop with a dummy model; every step must succeed.
+fn run(kind: SchedulerKind, config: &SchedulerConfig, steps: usize) -> Result<Vec<f32>> {
+    let mut sched = create(kind, config, steps)?;
+    let mut latents = vec![0.5f32, -1.0, 2.0];
+    let sigma = sched.init_noise_sigma();
+    latents.iter_mut().for_each(|v| *v *= sigma);
+    let mut rng = NumpyRng::new(0);
+    for i in 0..sched.timesteps().len() {
+        let mut input = latents.clone();
+        sched.scale_model_input(&mut input, i);
+        let output: Vec<f32> = input.iter().map(|x| (x * 0.1).tanh()).collect();
+        sched.step(&output, i, &mut latents, &mut rng)?;
+    }
+    Ok(latents)
+}
+
+#[test]
+fn names_resolve_case_insensitively() {
+    for (name, kind) in [
+        ("PNDMScheduler", SchedulerKind::Pndm),
+        ("pndmscheduler", SchedulerKind::Pndm),
+        ("pndm", SchedulerKind::Pndm),
+        ("PLMS", SchedulerKind::Pndm),
+        ("DDIMScheduler", SchedulerKind::Ddim),
+        (" ddim ", SchedulerKind::Ddim),
+        ("EulerDiscreteScheduler", SchedulerKind::EulerDiscrete),
+        ("Euler", SchedulerKind::EulerDiscrete),
+    ] {
+        assert_eq!(SchedulerKind::from_name(name), Some(kind), "{name}");
+    }
+    for name in ["", "LMSDiscreteScheduler", "euler_a", "EulerAncestralDiscreteScheduler", "ddpm"] {
+        assert_eq!(SchedulerKind::from_name(name), None, "{name}");
+    }
+    for kind in SchedulerKind::all() {
+        assert_eq!(SchedulerKind::from_name(kind.class_name()), Some(kind));
+        assert_eq!(SchedulerKind::from_name(kind.short_name()), Some(kind));
+        assert_eq!(kind.to_string(), kind.class_name());
+    }
+    assert_eq!(SchedulerKind::all().count(), 3);
+    assert_eq!(SchedulerKind::Ddim.class_name(), "DDIMScheduler");
+    assert_eq!(SchedulerKind::Pndm.short_name(), "pndm");
+}
+
+#[test]
+fn config_parses_sd15_and_ignores_unknown_keys() {
+    let c = sd15();
+    assert_eq!(c.class_name(), Some("PNDMScheduler"));
+    assert_eq!(c.num_train_timesteps, Some(1000));
+    assert_eq!(c.beta_schedule.as_deref(), Some("scaled_linear"));
+    assert_eq!(c.trained_betas, None);
+    assert_eq!(c.steps_offset, Some(1));
+    assert_eq!(c.skip_prk_steps, Some(true));
+    assert_eq!(c.timestep_spacing, None);
+    let empty = config("{}");
+    assert_eq!(empty, SchedulerConfig::default());
+    assert_eq!(empty.class_name(), None);
+    assert_eq!(empty.train_timesteps().unwrap(), 1000);
+    assert_eq!(empty.offset(), 0);
+}
+
+#[test]
+fn bad_json_is_an_invalid_argument() {
+    assert!(is_invalid(SchedulerConfig::from_json("not json")));
+    assert!(is_invalid(SchedulerConfig::from_json(r#"{"num_train_timesteps": "many"}"#)));
+    assert!(is_invalid(SchedulerConfig::from_json(r#"{"steps_offset": 1.5}"#)));
+    assert!(is_invalid(SchedulerConfig::from_json("[]")));
+}
+
+#[test]
+fn missing_keys_take_the_built_class_defaults() {
+    let empty = config("{}");
+    // DDIM: leading spacing, offset 0.
+    let ddim = create(SchedulerKind::Ddim, &empty, 10).unwrap();
+    assert_eq!(ddim.timesteps(), &[900.0, 800.0, 700.0, 600.0, 500.0, 400.0, 300.0, 200.0, 100.0, 0.0]);
+    // Euler: linspace spacing.
+    let euler = create(SchedulerKind::EulerDiscrete, &empty, 4).unwrap();
+    assert_eq!(euler.timesteps(), &[999.0, 666.0, 333.0, 0.0]);
+    // PNDM: Runge-Kutta warm-up (skip_prk_steps false): 12 PRK timesteps, then n - 3 PLMS ones.
+    let pndm = create(SchedulerKind::Pndm, &empty, 10).unwrap();
+    assert_eq!(pndm.timesteps().len(), 12 + 7);
+    assert_eq!(&pndm.timesteps()[..4], &[900.0, 850.0, 850.0, 800.0]);
+    // DDIM clips x0 and ends at alpha 1 unless the config says otherwise.
+    let defaults = run(SchedulerKind::Ddim, &empty, 10).unwrap();
+    let explicit = run(SchedulerKind::Ddim, &config(r#"{"clip_sample": true, "set_alpha_to_one": true}"#), 10);
+    assert_eq!(defaults, explicit.unwrap());
+    let neither = run(SchedulerKind::Ddim, &config(r#"{"clip_sample": false, "set_alpha_to_one": false}"#), 10);
+    assert_ne!(defaults, neither.unwrap());
+    assert_eq!(EULER_DEFAULTS.timestep_spacing, TimestepSpacing::Linspace);
+    assert_eq!(PNDM_DEFAULTS.beta_schedule, BetaSchedule::Linear);
+}
+
+#[test]
+fn sd15_timesteps() {
+    let c = sd15();
+    let pndm = create(SchedulerKind::Pndm, &c, 4).unwrap();
+    assert_eq!(pndm.timesteps(), &[751.0, 501.0, 501.0, 251.0, 1.0]);
+    assert_eq!(create(SchedulerKind::Pndm, &c, 1).unwrap().timesteps(), &[1.0]);
+    let ddim = create(SchedulerKind::Ddim, &c, 4).unwrap();
+    assert_eq!(ddim.timesteps(), &[751.0, 501.0, 251.0, 1.0]);
+    let euler = create(SchedulerKind::EulerDiscrete, &c, 1).unwrap();
+    assert_eq!(euler.timesteps(), &[0.0]);
+}
+
+#[test]
+fn onnx_pipeline_overrides() {
+    let mut c = config(r#"{"steps_offset": 0, "clip_sample": true}"#);
+    c.apply_onnx_pipeline_overrides();
+    assert_eq!((c.steps_offset, c.clip_sample), (Some(1), Some(false)));
+}
+
+#[test]
+fn bad_step_counts_are_errors() {
+    let c = sd15();
+    for kind in SchedulerKind::all() {
+        assert!(is_invalid(create(kind, &c, 0)), "{kind}: 0 steps");
+        assert!(is_invalid(create(kind, &c, 1001)), "{kind}: 1001 steps");
+        assert!(create(kind, &c, 1000).is_ok() || kind != SchedulerKind::EulerDiscrete);
+    }
+    // DDIM/PNDM at 1000 steps with offset 1 would index alphas_cumprod[1000].
+    assert!(is_invalid(create(SchedulerKind::Ddim, &c, 1000)));
+    assert!(is_invalid(create(SchedulerKind::Pndm, &c, 1000)));
+    assert!(create(SchedulerKind::Ddim, &config(r#"{"steps_offset": 0}"#), 1000).is_ok());
+    // A negative offset would index alphas_cumprod[-1] (diffusers silently wraps around).
+    assert!(is_invalid(create(SchedulerKind::Ddim, &config(r#"{"steps_offset": -1}"#), 10)));
+    // PRK warm-up needs 4 steps.
+    let prk = config(r#"{"skip_prk_steps": false}"#);
+    assert!(is_invalid(create(SchedulerKind::Pndm, &prk, 3)));
+    assert!(run(SchedulerKind::Pndm, &prk, 4).is_ok());
+}
+
+#[test]
+fn bad_options_are_errors() {
+    let cases: &[(SchedulerKind, &str)] = &[
+        (SchedulerKind::Ddim, r#"{"beta_schedule": "sigmoid"}"#),
+        (SchedulerKind::Pndm, r#"{"beta_schedule": "cosine"}"#),
+        (SchedulerKind::EulerDiscrete, r#"{"timestep_spacing": "uniform"}"#),
+        (SchedulerKind::Ddim, r#"{"prediction_type": "flow_prediction"}"#),
+        (SchedulerKind::Ddim, r#"{"prediction_type": "original_sample"}"#),
+        (SchedulerKind::Pndm, r#"{"prediction_type": "sample"}"#),
+        (SchedulerKind::Ddim, r#"{"num_train_timesteps": 0}"#),
+        (SchedulerKind::Ddim, r#"{"trained_betas": [0.1, 0.2]}"#),
+        (SchedulerKind::Ddim, r#"{"num_train_timesteps": 2, "trained_betas": [0.1, 1.5]}"#),
+        (SchedulerKind::Ddim, r#"{"thresholding": true}"#),
+        (SchedulerKind::Ddim, r#"{"clip_sample": true, "clip_sample_range": -1.0}"#),
+        (SchedulerKind::EulerDiscrete, r#"{"use_beta_sigmas": true}"#),
+        (SchedulerKind::EulerDiscrete, r#"{"use_karras_sigmas": true, "use_exponential_sigmas": true}"#),
+        (SchedulerKind::EulerDiscrete, r#"{"interpolation_type": "cubic"}"#),
+        (SchedulerKind::EulerDiscrete, r#"{"final_sigmas_type": "one"}"#),
+        (SchedulerKind::EulerDiscrete, r#"{"timestep_type": "fractional"}"#),
+    ];
+    for (kind, json) in cases {
+        assert!(is_invalid(create(*kind, &config(json), 10)), "{kind} {json}");
+    }
+    // Options a sampler does not have are ignored, as diffusers' from_config does.
+    assert!(create(SchedulerKind::Pndm, &config(r#"{"use_beta_sigmas": true, "thresholding": true}"#), 10).is_ok());
+    assert!(create(SchedulerKind::EulerDiscrete, &config(r#"{"prediction_type": "original_sample"}"#), 10).is_ok());
+}
+
+#[test]
+fn bad_step_calls_are_errors_not_panics() {
+    let c = sd15();
+    let mut rng = NumpyRng::new(0);
+    for kind in SchedulerKind::all() {
+        let mut sched = create(kind, &c, 3).unwrap();
+        let n = sched.timesteps().len();
+        let mut sample = vec![0.1f32; 8];
+        // Mismatched lengths.
+        assert!(is_invalid(sched.step(&[0.0; 7], 0, &mut sample, &mut rng)), "{kind}");
+        // Past the end.
+        assert!(is_invalid(sched.step(&[0.0; 8], n, &mut sample, &mut rng)), "{kind}");
+        assert!(is_invalid(sched.step(&[0.0; 8], usize::MAX, &mut sample, &mut rng)), "{kind}");
+        // scale_model_input past the end leaves the input alone.
+        let mut input = vec![1.0f32; 4];
+        sched.scale_model_input(&mut input, usize::MAX);
+        assert_eq!(input, vec![1.0; 4]);
+    }
+    // PNDM keeps a history, so its steps must come in order.
+    let mut pndm = create(SchedulerKind::Pndm, &c, 3).unwrap();
+    let mut sample = vec![0.1f32; 8];
+    assert!(is_invalid(pndm.step(&[0.0; 8], 1, &mut sample, &mut rng)));
+    assert!(pndm.step(&[0.0; 8], 0, &mut sample, &mut rng).is_ok());
+    assert!(is_invalid(pndm.step(&[0.0; 8], 0, &mut sample, &mut rng)));
+}
+
+/// Small and odd schedules (1-3 training steps, every spacing, odd offsets) either build and
+/// run to the end, or are refused; none may panic.
+#[test]
+fn odd_schedules_never_panic() {
+    let spacings = ["leading", "trailing", "linspace"];
+    let mut ran = 0;
+    for kind in SchedulerKind::all() {
+        for train in [1usize, 2, 3, 7, 1000] {
+            for spacing in spacings {
+                for offset in [-2i64, 0, 1, 5, i64::MAX] {
+                    for extra in [
+                        "",
+                        r#", "skip_prk_steps": true"#,
+                        r#", "use_karras_sigmas": true"#,
+                        r#", "rescale_betas_zero_snr": true, "prediction_type": "v_prediction""#,
+                        r#", "interpolation_type": "log_linear", "use_exponential_sigmas": true"#,
+                    ] {
+                        let json = format!(
+                            r#"{{"num_train_timesteps": {train}, "timestep_spacing": "{spacing}", "steps_offset": {offset}{extra}}}"#
+                        );
+                        let c = config(&json);
+                        for steps in [1, 2, 4, train] {
+                            if let Ok(out) = run(kind, &c, steps) {
+                                ran += 1;
+                                assert_eq!(out.len(), 3, "{kind} {json} {steps}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(ran > 100, "only {ran} schedules ran");
+}
+
+#[test]
+fn sd15_loops_stay_finite() {
+    for kind in SchedulerKind::all() {
+        let out = run(kind, &sd15(), 50).unwrap();
+        assert!(out.iter().all(|v| v.is_finite()), "{kind}: {out:?}");
+    }
+}

@@ -1,0 +1,216 @@
+//! PNDM, DDIM and Euler against diffusers 0.39 itself (scripts/fixtures/scheduler_refs.py):
+//! the same denoising loop as the ONNX pipeline with a fixed closed-form "model", compared
+//! after every step, plus timesteps for many step counts and the training noise schedules.
+//!
+//! Run with `--nocapture` to see the largest differences per sampler.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sdrt::rng::NumpyRng;
+use sdrt::scheduler::{self, EulerDiscreteScheduler, NoiseSchedule, SchedulerConfig, SchedulerKind, DDIM_DEFAULTS};
+use serde_json::Value;
+
+/// `tests/fixtures`, overridable with `SDRT_FIXTURES`.
+fn fixtures() -> PathBuf {
+    std::env::var_os("SDRT_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+}
+
+fn reference() -> Value {
+    let path = fixtures().join("reference/schedulers.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn floats(value: &Value) -> Vec<f32> {
+    value.as_array().expect("array of numbers").iter().map(|v| v.as_f64().expect("number") as f32).collect()
+}
+
+fn config_of(value: &Value) -> SchedulerConfig {
+    SchedulerConfig::from_json(&value.to_string()).expect("reference config parses")
+}
+
+fn kind_of(case: &Value) -> SchedulerKind {
+    SchedulerKind::from_name(case["class"].as_str().unwrap()).expect("known class")
+}
+
+/// The fixture's stand-in for the UNet, bit-exact with the Python side.
+fn model(input: &[f32], t: f32, out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(input) {
+        let u = 0.5 * x as f64 + t as f64 / 1000.0 - 0.25;
+        *o = (u / (1.0 + u.abs())) as f32;
+    }
+}
+
+/// Largest differences seen, as |a - b| and |a - b| / max(|b|, 1).
+#[derive(Default, Clone, Copy, Debug)]
+struct Err {
+    abs: f64,
+    rel: f64,
+}
+
+impl Err {
+    fn update(&mut self, got: &[f32], want: &[f32]) -> Err {
+        assert_eq!(got.len(), want.len());
+        let mut this = Err::default();
+        for (&g, &w) in got.iter().zip(want) {
+            let abs = (g as f64 - w as f64).abs();
+            let abs = if g.is_nan() || w.is_nan() { f64::INFINITY } else { abs };
+            this.abs = this.abs.max(abs);
+            this.rel = this.rel.max(abs / (w.abs() as f64).max(1.0));
+        }
+        self.abs = self.abs.max(this.abs);
+        self.rel = self.rel.max(this.rel);
+        this
+    }
+}
+
+/// Per-element tolerance on |got - want| / max(|want|, 1). diffusers and sdrt do the same
+/// float32 operations in the same order, so most steps agree exactly; this leaves room for
+/// an ulp or two from libm differences, not for a wrong formula or timestep.
+const TOLERANCE: f64 = 1.5e-6;
+
+/// Cases whose timesteps come from numpy's vectorised float32 `log` / torch's `exp` (not
+/// correctly rounded), so they agree to a few float32 ulps rather than exactly.
+fn timestep_tolerance(name: &str) -> f32 {
+    if ["karras", "exponential", "continuous"].iter().any(|k| name.contains(k)) {
+        1e-4
+    } else {
+        0.0
+    }
+}
+
+#[test]
+fn denoising_loops_match_diffusers() {
+    let doc = reference();
+    let latents0 = floats(&doc["latents"]);
+    let mut per_kind: BTreeMap<&'static str, (Err, Err, usize, usize)> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() >= 40, "only {} cases", cases.len());
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let kind = kind_of(case);
+        let steps = case["steps"].as_u64().unwrap() as usize;
+        let mut sched = scheduler::create(kind, &config_of(&case["config"]), steps)
+            .unwrap_or_else(|e| panic!("{name}: create failed: {e}"));
+
+        let want_t = floats(&case["timesteps"]);
+        let tol = timestep_tolerance(name);
+        let got_t = sched.timesteps();
+        assert_eq!(got_t.len(), want_t.len(), "{name}: timesteps {got_t:?} != {want_t:?}");
+        for (g, w) in got_t.iter().zip(&want_t) {
+            assert!((g - w).abs() <= tol, "{name}: timesteps {got_t:?} != {want_t:?}");
+        }
+        let want_sigma: f32 = case["init_noise_sigma"].as_f64().unwrap() as f32;
+        assert_eq!(sched.init_noise_sigma(), want_sigma, "{name}: init_noise_sigma");
+
+        if let Some(sigmas) = case.get("sigmas") {
+            let euler = EulerDiscreteScheduler::new(&config_of(&case["config"]), steps).unwrap();
+            let e = Err::default().update(euler.sigmas(), &floats(sigmas));
+            assert!(e.rel <= TOLERANCE, "{name}: sigmas {:?} != {sigmas}", euler.sigmas());
+        }
+
+        let mut latents: Vec<f32> = latents0.iter().map(|v| v * sched.init_noise_sigma()).collect();
+        let mut input = vec![0.0f32; latents.len()];
+        let mut output = vec![0.0f32; latents.len()];
+        let mut rng = NumpyRng::new(0);
+        let timesteps = sched.timesteps().to_vec();
+        let samples = case["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), timesteps.len(), "{name}");
+        let entry = per_kind.entry(kind.class_name()).or_default();
+        for (i, &t) in timesteps.iter().enumerate() {
+            input.copy_from_slice(&latents);
+            sched.scale_model_input(&mut input, i);
+            match case.get("scaled_inputs") {
+                Some(scaled) => {
+                    let e = entry.0.update(&input, &floats(&scaled[i]));
+                    if e.rel > TOLERANCE {
+                        failures.push(format!("{name} step {i}: scaled input off by {e:?}"));
+                    }
+                }
+                None => assert_eq!(input, latents, "{name}: this scheduler does not scale its input"),
+            }
+            model(&input, t, &mut output);
+            sched.step(&output, i, &mut latents, &mut rng).unwrap_or_else(|e| panic!("{name} step {i}: {e}"));
+            let e = entry.1.update(&latents, &floats(&samples[i]));
+            if e.rel > TOLERANCE {
+                failures.push(format!("{name} step {i} (t = {t}): sample off by {e:?}"));
+            }
+            entry.2 += 1;
+            entry.3 += usize::from(e.abs == 0.0);
+        }
+        if std::env::var_os("SDRT_VERBOSE").is_some() {
+            println!("{name}: {:?}", Err::default().update(&latents, &floats(samples.last().unwrap())));
+        }
+        // One step too many is an error, not a panic.
+        assert!(sched.step(&output, timesteps.len(), &mut latents, &mut rng).is_err(), "{name}");
+    }
+    for (kind, (input, sample, steps, exact)) in &per_kind {
+        println!("{kind}: {exact} of {steps} steps bit-identical; max error scaled input {input:?}, sample {sample:?}");
+        // Most steps agree to the bit; the rest differ by torch's not-quite-correctly-rounded
+        // float32 sqrt (see noise_schedules_match_torch). An operation-order slip such as
+        // `x / 24` for `(1 / 24) * x` stays within TOLERANCE but shows up here.
+        if (*exact as f64) < 0.75 * *steps as f64 {
+            failures.push(format!("{kind}: only {exact} of {steps} steps are bit-identical"));
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn timestep_tables_match_diffusers() {
+    let doc = reference();
+    let mut checked = 0;
+    for table in doc["timestep_tables"].as_array().unwrap() {
+        let name = table["name"].as_str().unwrap();
+        let kind = kind_of(table);
+        let config = config_of(&table["config"]);
+        for (steps, want) in table["timesteps"].as_object().unwrap() {
+            let steps: usize = steps.parse().unwrap();
+            let want = floats(want);
+            match scheduler::create(kind, &config, steps) {
+                Ok(sched) => assert_eq!(sched.timesteps(), &want[..], "{name}, {steps} steps"),
+                // diffusers accepts these timesteps but fails (IndexError) in its first step.
+                Err(e) => assert!(
+                    kind != SchedulerKind::EulerDiscrete && want.iter().any(|&t| t >= 1000.0),
+                    "{name}, {steps} steps: {e}"
+                ),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 500, "only {checked} step counts checked");
+}
+
+#[test]
+fn noise_schedules_match_torch() {
+    let doc = reference();
+    for entry in doc["noise_schedules"].as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let config = config_of(&entry["config"]);
+        let mut schedule = NoiseSchedule::from_config(&config, &DDIM_DEFAULTS).unwrap();
+        if config.rescale_betas_zero_snr == Some(true) {
+            schedule.rescale_zero_terminal_snr();
+        }
+        let want: Vec<u32> =
+            entry["alphas_cumprod_f32_bits"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let got: Vec<u32> = schedule.alphas_cumprod.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got.len(), want.len(), "{name}");
+        let mismatches: Vec<usize> = (0..got.len()).filter(|&i| got[i] != want[i]).collect();
+        if config.rescale_betas_zero_snr != Some(true) {
+            assert!(mismatches.is_empty(), "{name}: alphas_cumprod differs at {:?}", mismatches);
+            continue;
+        }
+        // The zero-SNR rescale takes a float32 sqrt of the whole schedule, which torch's CPU
+        // kernel (MKL VML, "high accuracy") rounds the other way for ~0.6% of inputs; the
+        // differences then ride along the cumprod. sdrt's sqrt is correctly rounded.
+        for &i in &mismatches {
+            let (g, w) = (f32::from_bits(got[i]), f32::from_bits(want[i]));
+            let rel = ((g - w) / w).abs();
+            assert!(rel < 1e-6 || (g - w).abs() < 1e-12, "{name}: alphas_cumprod[{i}] {g} != {w}");
+        }
+    }
+}
