@@ -1,0 +1,80 @@
+//! Shared helpers for the integration tests: fixture paths and ONNX Runtime location.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use sdrt::{LoadOptions, RuntimeOptions};
+
+/// `tests/fixtures`, overridable with `SDRT_FIXTURES`.
+pub fn fixtures() -> PathBuf {
+    std::env::var_os("SDRT_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+}
+
+/// The ONNX Runtime library: `ORT_DYLIB_PATH`, else where scripts/fetch_onnxruntime.sh puts it.
+pub fn ort_library() -> PathBuf {
+    std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/onnxruntime/libonnxruntime.so.1"))
+}
+
+/// Load options for tests: the library above, one thread (results must not depend on it).
+pub fn load_options() -> LoadOptions {
+    LoadOptions {
+        runtime: RuntimeOptions {
+            ort_library_path: Some(ort_library()),
+            intra_op_threads: 1,
+            ..RuntimeOptions::default()
+        },
+        on_warning: None,
+    }
+}
+
+pub fn tiny_model(layout: &str) -> PathBuf {
+    fixtures().join("tiny-sd15").join(layout)
+}
+
+pub fn read_json(relative: &str) -> serde_json::Value {
+    let path = fixtures().join(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn floats(value: &serde_json::Value) -> Vec<f32> {
+    value.as_array().expect("array of numbers").iter().map(|v| v.as_f64().expect("number") as f32).collect()
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("sdrt-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies a model directory so a test can damage the copy.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

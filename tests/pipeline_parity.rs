@@ -1,0 +1,117 @@
+//! End to end against diffusers: the tiny SD 1.x fixture, exported in both ONNX layouts,
+//! must give the latents of every step and the final image that diffusers'
+//! OnnxStableDiffusionPipeline recorded (scripts/fixtures/make_tiny_sd.py).
+
+mod common;
+
+use common::{floats, load_options, read_json, tiny_model};
+use sdrt::rng::{NormalRng, NumpyRng};
+use sdrt::tokenizer::ClipTokenizer;
+use sdrt::{GenerateParams, Pipeline, SchedulerKind};
+use serde_json::Value;
+
+const CASES: &[&str] = &["pndm", "ddim", "euler", "ddim_no_guidance", "pndm_wide"];
+const LAYOUTS: &[&str] = &["diffusers", "optimum"];
+/// Latents and image values are O(1); ONNX Runtime versions differ in the last bits.
+const TOLERANCE: f32 = 1e-4;
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn params_of(case: &Value) -> GenerateParams {
+    GenerateParams {
+        prompt: case["prompt"].as_str().unwrap().to_string(),
+        negative_prompt: case["negative_prompt"].as_str().unwrap_or("").to_string(),
+        width: Some(case["width"].as_u64().unwrap() as u32),
+        height: Some(case["height"].as_u64().unwrap() as u32),
+        steps: case["steps"].as_u64().unwrap() as u32,
+        guidance_scale: case["guidance_scale"].as_f64().unwrap() as f32,
+        seed: case["seed"].as_u64().unwrap(),
+        scheduler: Some(SchedulerKind::from_name(case["scheduler"].as_str().unwrap()).unwrap()),
+        initial_noise: None,
+    }
+}
+
+/// Runs a case and returns (per-step latents, final image).
+fn run(pipeline: &mut Pipeline, params: &GenerateParams) -> (Vec<Vec<f32>>, Vec<f32>) {
+    let mut steps = Vec::new();
+    let image = pipeline
+        .generate_float(params, &mut |p| {
+            steps.push(p.latents.to_vec());
+            true
+        })
+        .unwrap();
+    (steps, image.data)
+}
+
+#[test]
+fn tokens_and_seeded_noise_match_the_reference() {
+    for layout in LAYOUTS {
+        let tokenizer = ClipTokenizer::from_dir(&tiny_model(layout).join("tokenizer")).unwrap();
+        for name in CASES {
+            let case = read_json(&format!("reference/pipeline_{name}.json"));
+            let ids: Vec<Vec<i64>> = case["input_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| row.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect())
+                .collect();
+            let cond = ids.last().unwrap();
+            assert_eq!(&tokenizer.encode(case["prompt"].as_str().unwrap()), cond, "{layout}/{name}");
+            if ids.len() == 2 {
+                assert_eq!(tokenizer.encode(case["negative_prompt"].as_str().unwrap_or("")), ids[0], "{layout}/{name}");
+            }
+            let expected = floats(&case["noise"]["data"]);
+            let mut noise = vec![0.0; expected.len()];
+            NumpyRng::new(case["seed"].as_u64().unwrap() as u32).fill_standard_normal(&mut noise);
+            assert_eq!(noise, expected, "{name}: the seed's noise must be bit-exact");
+        }
+    }
+}
+
+#[test]
+fn every_step_and_the_image_match_diffusers_in_both_layouts() {
+    for layout in LAYOUTS {
+        let mut pipeline = Pipeline::load_dir(tiny_model(layout), &load_options()).unwrap();
+        for name in CASES {
+            let case = read_json(&format!("reference/pipeline_{name}.json"));
+            let (steps, image) = run(&mut pipeline, &params_of(&case));
+            let expected_steps = case["step_latents"].as_array().unwrap();
+            assert_eq!(steps.len(), expected_steps.len(), "{layout}/{name}: number of steps");
+            for (i, (got, want)) in steps.iter().zip(expected_steps).enumerate() {
+                let diff = max_abs_diff(got, &floats(&want["data"]));
+                assert!(diff < TOLERANCE, "{layout}/{name}: step {i} latents differ by {diff}");
+            }
+            let diff = max_abs_diff(&image, &floats(&case["image"]["data"]));
+            assert!(diff < TOLERANCE, "{layout}/{name}: image differs by {diff}");
+            eprintln!("{layout}/{name}: image max |diff| {diff:.2e}");
+        }
+    }
+}
+
+#[test]
+fn caller_supplied_noise_equals_the_seeded_draw() {
+    let case = read_json("reference/pipeline_euler.json");
+    let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
+    let mut params = params_of(&case);
+    params.seed = 999; // ignored when noise is given
+    params.initial_noise = Some(floats(&case["noise"]["data"]));
+    let (_, image) = run(&mut pipeline, &params);
+    let diff = max_abs_diff(&image, &floats(&case["image"]["data"]));
+    assert!(diff < TOLERANCE, "image differs by {diff}");
+}
+
+#[test]
+fn a_different_seed_or_prompt_changes_the_image() {
+    let case = read_json("reference/pipeline_ddim.json");
+    let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
+    let reference = floats(&case["image"]["data"]);
+    let mut params = params_of(&case);
+    params.seed += 1;
+    assert!(max_abs_diff(&run(&mut pipeline, &params).1, &reference) > 1e-2);
+    let mut params = params_of(&case);
+    params.prompt = "a green square on a white background".into();
+    assert!(max_abs_diff(&run(&mut pipeline, &params).1, &reference) > 1e-3);
+}
