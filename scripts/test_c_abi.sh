@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Compiles the C sample and the C/C++ ABI tests against include/sdrt.h with every warning
+# as an error, then runs them under valgrind memcheck (zero errors, no definite leaks).
+# Expects `cargo build --release` to have run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+lib=target/release
+model=tests/fixtures/tiny-sd15/diffusers
+build=target/c-tests
+mkdir -p "$build"
+
+# ONNX Runtime is found beside libsdrt, through its RUNPATH, as an application ships them.
+scripts/stage_release.sh
+unset ORT_DYLIB_PATH
+
+cflags=(-std=c99 -Wall -Wextra -Werror -pedantic -Iinclude)
+link=(-L"$lib" -lsdrt -Wl,-rpath,"$PWD/$lib")
+gcc "${cflags[@]}" examples/txt2img.c -o "$build/txt2img" "${link[@]}"
+gcc "${cflags[@]}" tests/c/abi_test.c -o "$build/abi_test" "${link[@]}"
+g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude tests/c/header_test.cpp -o "$build/header_test" "${link[@]}"
+
+memcheck=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+  --show-leak-kinds=definite --suppressions="$PWD/tests/c/valgrind.supp")
+
+"$build/header_test"
+(cd "$build" && "${memcheck[@]}" ./abi_test "../../$model")
+"${memcheck[@]}" "$build/txt2img" --model "$model" --prompt "a red circle on a blue background" \
+  --steps 2 --width 64 --height 64 --output "$build/txt2img.png"
+test -s "$build/txt2img.png"
+echo "C ABI tests passed"

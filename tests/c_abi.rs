@@ -1,0 +1,199 @@
+//! The C ABI from Rust: the parts C tests cannot easily reach (threads, struct versions,
+//! corrupt models through the boundary). tests/c/abi_test.c covers the rest from C.
+
+mod common;
+
+use std::ffi::{c_void, CString};
+use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::{copy_dir, ort_library, tiny_model, TempDir};
+use sdrt::ffi::*;
+
+fn last_error() -> String {
+    let needed = unsafe { sdrt_last_error_message(ptr::null_mut(), 0) };
+    let mut buffer = vec![0u8; needed];
+    unsafe { sdrt_last_error_message(buffer.as_mut_ptr().cast(), buffer.len()) };
+    String::from_utf8_lossy(&buffer[..needed - 1]).into_owned()
+}
+
+struct Loaded(*mut sdrt_pipeline);
+unsafe impl Send for Loaded {}
+unsafe impl Sync for Loaded {}
+impl Loaded {
+    fn ptr(&self) -> *mut sdrt_pipeline {
+        self.0
+    }
+}
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        unsafe { sdrt_pipeline_free(self.0) };
+    }
+}
+
+fn load(dir: &std::path::Path) -> Result<Loaded, (sdrt_status, String)> {
+    let dir = CString::new(dir.to_str().unwrap()).unwrap();
+    let ort = CString::new(ort_library().to_str().unwrap()).unwrap();
+    let mut options = std::mem::MaybeUninit::uninit();
+    unsafe { sdrt_load_options_init(options.as_mut_ptr()) };
+    let mut options = unsafe { options.assume_init() };
+    options.ort_library_path = ort.as_ptr();
+    options.intra_op_threads = 1;
+    let mut out = ptr::null_mut();
+    match unsafe { sdrt_pipeline_load(dir.as_ptr(), &options, &mut out) } {
+        SDRT_STATUS_OK => Ok(Loaded(out)),
+        status => {
+            assert!(out.is_null(), "out-params are written only on success");
+            Err((status, last_error()))
+        }
+    }
+}
+
+fn params() -> sdrt_generate_params {
+    let mut params = std::mem::MaybeUninit::uninit();
+    unsafe { sdrt_generate_params_init(params.as_mut_ptr()) };
+    let mut params = unsafe { params.assume_init() };
+    params.width = 64;
+    params.height = 64;
+    params
+}
+
+#[test]
+fn corrupt_model_through_the_boundary() {
+    let tmp = TempDir::new("abi-corrupt");
+    copy_dir(&tiny_model("diffusers"), &tmp.0);
+    std::fs::write(tmp.0.join("text_encoder/model.onnx"), [0xde, 0xad, 0xbe, 0xef]).unwrap();
+    let (status, message) = load(&tmp.0).err().expect("must fail");
+    assert_eq!(status, SDRT_STATUS_INVALID_MODEL);
+    assert!(message.contains("text_encoder/model.onnx"), "{message}");
+}
+
+#[test]
+fn cancel_from_another_thread() {
+    let pipeline = load(&tiny_model("diffusers")).unwrap();
+    static STEPS: AtomicU32 = AtomicU32::new(0);
+    unsafe extern "C" fn on_step(_: *mut c_void, step: u32, _: u32) -> bool {
+        STEPS.store(step, Ordering::SeqCst);
+        // Slow each step down so the other thread's cancel lands mid-run.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        true
+    }
+    let status = std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            let mut p = params();
+            p.steps = 500;
+            p.progress_callback = Some(on_step);
+            let mut image = ptr::null_mut();
+            let status = unsafe { sdrt_pipeline_generate(pipeline.ptr(), &p, &mut image) };
+            assert!(image.is_null());
+            status
+        });
+        while STEPS.load(Ordering::SeqCst) < 2 {
+            std::thread::yield_now();
+        }
+        assert_eq!(unsafe { sdrt_pipeline_cancel(pipeline.ptr()) }, SDRT_STATUS_OK);
+        worker.join().unwrap()
+    });
+    assert_eq!(status, SDRT_STATUS_CANCELLED);
+    assert!(STEPS.load(Ordering::SeqCst) < 500);
+
+    // A cancel with nothing running does not poison the next generation.
+    assert_eq!(unsafe { sdrt_pipeline_cancel(pipeline.0) }, SDRT_STATUS_OK);
+    let mut p = params();
+    p.steps = 1;
+    let mut image = ptr::null_mut();
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_OK);
+    unsafe { sdrt_image_free(image) };
+}
+
+#[test]
+fn concurrent_generates_on_one_pipeline_are_serialized() {
+    let pipeline = load(&tiny_model("diffusers")).unwrap();
+    let results: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut p = params();
+                    p.steps = 2;
+                    let mut image = ptr::null_mut();
+                    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.ptr(), &p, &mut image) }, SDRT_STATUS_OK);
+                    let pixels = unsafe { std::slice::from_raw_parts(sdrt_image_pixels(image), 64 * 64 * 3) }.to_vec();
+                    unsafe { sdrt_image_free(image) };
+                    pixels
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "same seed, same image, whatever the interleaving");
+}
+
+#[test]
+fn an_older_shorter_params_struct_gets_defaults_for_the_rest() {
+    let pipeline = load(&tiny_model("diffusers")).unwrap();
+    let mut p = params();
+    p.steps = 1;
+    p.scheduler = SDRT_SCHEDULER_DDIM;
+    let prompt = CString::new("a red circle").unwrap();
+    p.prompt = prompt.as_ptr();
+    // A caller compiled against a header that ended after `seed` (width/height/steps/... kept).
+    p.struct_size = std::mem::offset_of!(sdrt_generate_params, scheduler) as u32;
+    let mut image = ptr::null_mut();
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_OK, "{}", last_error());
+    unsafe { sdrt_image_free(image) };
+
+    p.struct_size = 0;
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
+    assert!(last_error().contains("struct_size"));
+}
+
+#[test]
+fn invalid_utf8_prompt_is_refused() {
+    let pipeline = load(&tiny_model("diffusers")).unwrap();
+    let mut p = params();
+    let bad = [b'a', 0xc3, 0x28, 0];
+    p.prompt = bad.as_ptr().cast();
+    let mut image = ptr::null_mut();
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_UTF8);
+    assert!(last_error().contains("prompt"));
+    assert!(image.is_null());
+}
+
+#[test]
+fn absurd_sizes_and_seeds_are_invalid_arguments() {
+    let pipeline = load(&tiny_model("diffusers")).unwrap();
+    let mut image = ptr::null_mut();
+    for (width, height, seed) in [(1 << 20, 64, 0u64), (64, 0x7fff_fff8, 0), (64, 64, 1 << 40)] {
+        let mut p = params();
+        p.width = width;
+        p.height = height;
+        p.seed = seed;
+        assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
+        assert!(image.is_null());
+    }
+    let mut p = params();
+    p.initial_noise_len = 3;
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_NULL_POINTER);
+    let noise = [0.0f32; 3];
+    p.initial_noise = noise.as_ptr();
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
+}
+
+#[test]
+fn header_version_macros_match_cargo() {
+    let header = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/sdrt.h")).unwrap();
+    let define = |name: &str| {
+        header
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("#define {name} ")))
+            .unwrap_or_else(|| panic!("{name} missing from sdrt.h"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(define("SDRT_VERSION_MAJOR"), env!("CARGO_PKG_VERSION_MAJOR"));
+    assert_eq!(define("SDRT_VERSION_MINOR"), env!("CARGO_PKG_VERSION_MINOR"));
+    assert_eq!(define("SDRT_VERSION_PATCH"), env!("CARGO_PKG_VERSION_PATCH"));
+    assert_eq!(define("SDRT_VERSION_STRING"), format!("\"{}\"", env!("CARGO_PKG_VERSION")));
+    let version = unsafe { std::ffi::CStr::from_ptr(sdrt_version()) }.to_str().unwrap();
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+}
