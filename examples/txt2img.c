@@ -1,0 +1,145 @@
+/*
+ * txt2img: a prompt becomes a PNG, through sdrt's C ABI.
+ *
+ *   txt2img --prompt "a red circle on a blue background" --output out.png
+ *
+ * Without --model it uses the default model compiled into libsdrt. Sizes, sampler and
+ * the other defaults come from the model, so --prompt alone works on any model.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sdrt.h"
+
+static void usage(FILE *to) {
+    fprintf(to,
+            "usage: txt2img [options]\n"
+            "  --model DIR             ONNX model directory (default: the embedded model)\n"
+            "  --prompt TEXT           what to draw\n"
+            "  --negative-prompt TEXT  what not to draw\n"
+            "  --steps N               denoising steps (default 25)\n"
+            "  --guidance F            classifier-free guidance scale (default 7.5)\n"
+            "  --width W --height H    image size, multiples of 8 (default: the model's)\n"
+            "  --seed N                seed, 0..4294967295 (default 0)\n"
+            "  --scheduler NAME        pndm, ddim, euler or a diffusers class name\n"
+            "                          (default: the model's scheduler_config.json)\n"
+            "  --output PATH           PNG to write (default txt2img.png)\n"
+            "  --quiet                 no progress bar\n");
+}
+
+/* Prints the failed call's status and the library's message; returns the exit code. */
+static int fail(const char *what, sdrt_status status) {
+    char message[1024];
+    sdrt_last_error_message(message, sizeof message);
+    fprintf(stderr, "txt2img: %s failed: %s (status %d): %s\n", what, sdrt_status_str(status), (int)status,
+            message);
+    return 1;
+}
+
+static bool show_progress(void *user_data, uint32_t step, uint32_t total_steps) {
+    const int width = 30;
+    int filled = total_steps ? (int)(step * width / total_steps) : width;
+    (void)user_data;
+    fprintf(stderr, "\r[%.*s%*s] step %u/%u", filled, "##############################", width - filled, "",
+            (unsigned)step, (unsigned)total_steps);
+    if (step == total_steps) fputc('\n', stderr);
+    fflush(stderr);
+    return true; /* returning false would cancel the generation */
+}
+
+static int parse_u64(const char *flag, const char *text, unsigned long long max, unsigned long long *out) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (errno || end == text || *end != '\0' || text[0] == '-' || value > max) {
+        fprintf(stderr, "txt2img: %s expects a whole number up to %llu, got \"%s\"\n", flag, max, text);
+        return 0;
+    }
+    *out = value;
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    const char *model = NULL, *output = "txt2img.png", *scheduler_name = NULL;
+    int quiet = 0;
+    sdrt_generate_params params;
+    sdrt_generate_params_init(&params);
+
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i];
+        if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(flag, "--quiet")) {
+            quiet = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "txt2img: %s needs a value\n", flag);
+            usage(stderr);
+            return 2;
+        }
+        const char *value = argv[++i];
+        unsigned long long number = 0;
+        if (!strcmp(flag, "--model")) {
+            model = value;
+        } else if (!strcmp(flag, "--prompt")) {
+            params.prompt = value;
+        } else if (!strcmp(flag, "--negative-prompt")) {
+            params.negative_prompt = value;
+        } else if (!strcmp(flag, "--output")) {
+            output = value;
+        } else if (!strcmp(flag, "--scheduler")) {
+            scheduler_name = value;
+        } else if (!strcmp(flag, "--guidance")) {
+            char *end = NULL;
+            params.guidance_scale = strtof(value, &end);
+            if (end == value || *end != '\0') {
+                fprintf(stderr, "txt2img: --guidance expects a number, got \"%s\"\n", value);
+                return 2;
+            }
+        } else if (!strcmp(flag, "--steps")) {
+            if (!parse_u64(flag, value, 1000, &number)) return 2;
+            params.steps = (uint32_t)number;
+        } else if (!strcmp(flag, "--width")) {
+            if (!parse_u64(flag, value, 65535, &number)) return 2;
+            params.width = (uint32_t)number;
+        } else if (!strcmp(flag, "--height")) {
+            if (!parse_u64(flag, value, 65535, &number)) return 2;
+            params.height = (uint32_t)number;
+        } else if (!strcmp(flag, "--seed")) {
+            if (!parse_u64(flag, value, 4294967295ULL, &number)) return 2;
+            params.seed = number;
+        } else {
+            fprintf(stderr, "txt2img: unknown option %s\n", flag);
+            usage(stderr);
+            return 2;
+        }
+    }
+
+    if (scheduler_name) {
+        sdrt_status status = sdrt_scheduler_from_name(scheduler_name, &params.scheduler);
+        if (status != SDRT_STATUS_OK) return fail("--scheduler", status);
+    }
+    if (!quiet) params.progress_callback = show_progress;
+
+    sdrt_pipeline *pipeline = NULL;
+    sdrt_status status = sdrt_pipeline_load(model, NULL, &pipeline);
+    if (status != SDRT_STATUS_OK) return fail("loading the model", status);
+
+    sdrt_image *image = NULL;
+    status = sdrt_pipeline_generate(pipeline, &params, &image);
+    if (status != SDRT_STATUS_OK) {
+        sdrt_pipeline_free(pipeline);
+        return fail("generating", status);
+    }
+    status = sdrt_image_save_png(image, output);
+    if (status == SDRT_STATUS_OK && !quiet)
+        printf("wrote %s (%ux%u)\n", output, (unsigned)sdrt_image_width(image), (unsigned)sdrt_image_height(image));
+    sdrt_image_free(image);
+    sdrt_pipeline_free(pipeline);
+    return status == SDRT_STATUS_OK ? 0 : fail("saving the PNG", status);
+}

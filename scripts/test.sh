@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit and parity tests, the C header check, and the C ABI
+# tested from C (gcc -Werror, valgrind) and C++. Needs cargo, gcc/g++, valgrind, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "ONNX Runtime"
+ORT_DYLIB_PATH=$(scripts/fetch_onnxruntime.sh)
+export ORT_DYLIB_PATH
+echo "$ORT_DYLIB_PATH"
+
+step "format and header"
+cargo fmt --check
+scripts/generate_header.sh --check
+
+step "build (release) and every feature combination compiles"
+cargo build --release --locked
+cargo check --locked --no-default-features --lib --quiet
+
+step "Rust tests"
+cargo test --release --locked
+
+step "C ABI from C and C++"
+scripts/test_c_abi.sh
