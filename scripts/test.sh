@@ -11,8 +11,9 @@ ORT_DYLIB_PATH=$(scripts/fetch_onnxruntime.sh)
 export ORT_DYLIB_PATH
 echo "$ORT_DYLIB_PATH"
 
-step "format and header"
+step "format, lints and header"
 cargo fmt --check
+cargo clippy --release --locked --all-targets --quiet -- -D warnings
 scripts/generate_header.sh --check
 
 step "build (release) and every feature combination compiles"

@@ -219,7 +219,7 @@ pub(crate) unsafe fn read_versioned<T: Copy>(ptr: *const T, defaults: T, name: &
 }
 
 impl sdrt_load_options {
-    pub(crate) fn to_runtime_options(&self) -> Result<RuntimeOptions, Failure> {
+    pub(crate) fn to_runtime_options(self) -> Result<RuntimeOptions, Failure> {
         let ort_library_path =
             unsafe { optional_str(self.ort_library_path, "ort_library_path") }?.map(std::path::PathBuf::from);
         let mut providers = Vec::new();

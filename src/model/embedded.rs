@@ -9,7 +9,7 @@
 pub(crate) fn files() -> &'static [(&'static str, &'static [u8])] {
     macro_rules! model_files {
         ($($name:literal),* $(,)?) => {
-            &[$(($name, include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-sd15/diffusers/", $name)) as &[u8])),*]
+            &[$(($name, include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-sd15/optimum/", $name)) as &[u8])),*]
         };
     }
     model_files!(
@@ -19,8 +19,11 @@ pub(crate) fn files() -> &'static [(&'static str, &'static [u8])] {
         "tokenizer/merges.txt",
         "tokenizer/special_tokens_map.json",
         "tokenizer/tokenizer_config.json",
+        "text_encoder/config.json",
         "text_encoder/model.onnx",
+        "unet/config.json",
         "unet/model.onnx",
+        "vae_decoder/config.json",
         "vae_decoder/model.onnx",
     )
 }

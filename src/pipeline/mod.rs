@@ -4,7 +4,7 @@
 mod components;
 mod params;
 
-pub use params::{CancelHandle, GenerateParams, LoadOptions, StepProgress};
+pub use params::{CancelHandle, GenerateParams, LoadOptions, StepProgress, WarningSink};
 
 use std::time::{Duration, Instant};
 

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use crate::runtime::RuntimeOptions;
 use crate::scheduler::SchedulerKind;
 
+/// Receives warnings from the library (such as a provider falling back to CPU).
+pub type WarningSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// How to load a pipeline.
 #[derive(Clone, Default)]
 pub struct LoadOptions {
     pub runtime: RuntimeOptions,
     /// Receives warnings (such as a provider falling back to CPU) as they happen.
-    pub on_warning: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    pub on_warning: Option<WarningSink>,
 }
 
 impl std::fmt::Debug for LoadOptions {

@@ -67,7 +67,10 @@ fn register_one(builder: &mut SessionBuilder, provider: ExecutionProvider) -> st
         #[cfg(feature = "coreml")]
         ExecutionProvider::CoreMl => register(builder, ort::ep::CoreML::default()),
         #[allow(unreachable_patterns)]
-        other => Err(format!("sdrt was built without the `{}` feature", other.name().to_lowercase())),
+        other => {
+            let _ = builder;
+            Err(format!("sdrt was built without the `{}` feature", other.name().to_lowercase()))
+        }
     }
 }
 
