@@ -115,3 +115,18 @@ fn a_different_seed_or_prompt_changes_the_image() {
     params.prompt = "a green square on a white background".into();
     assert!(max_abs_diff(&run(&mut pipeline, &params).1, &reference) > 1e-3);
 }
+
+#[test]
+fn graphs_with_batch_fixed_at_one_run_guidance_as_two_calls() {
+    // Fixing the symbolic `batch` dimension makes every graph of the diffusers export take one
+    // item at a time: the text encoder and the UNet are then called per prompt.
+    let mut options = load_options();
+    options.runtime.dimension_overrides = vec![("batch".into(), 1)];
+    let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &options).unwrap();
+    for name in ["ddim", "euler"] {
+        let case = read_json(&format!("reference/pipeline_{name}.json"));
+        let (_, image) = run(&mut pipeline, &params_of(&case));
+        let diff = max_abs_diff(&image, &floats(&case["image"]["data"]));
+        assert!(diff < TOLERANCE, "{name}: image differs by {diff}");
+    }
+}

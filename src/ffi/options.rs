@@ -256,7 +256,14 @@ impl sdrt_load_options {
             .ok()
             .filter(|l| *l <= 3)
             .ok_or_else(|| Error::InvalidArgument("graph_optimization_level must be 0 to 3".into()))?;
-        Ok(RuntimeOptions { ort_library_path, providers, provider_policy, intra_op_threads, graph_optimization_level })
+        Ok(RuntimeOptions {
+            ort_library_path,
+            providers,
+            provider_policy,
+            intra_op_threads,
+            graph_optimization_level,
+            dimension_overrides: Vec::new(),
+        })
     }
 }
 

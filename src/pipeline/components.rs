@@ -59,6 +59,8 @@ pub(crate) struct Unet {
     model: OnnxModel,
     fixed_batch: Option<i64>,
     timestep_rank: usize,
+    /// Predictions of a UNet whose batch is fixed at 1, gathered call by call.
+    gathered: Vec<f32>,
 }
 
 impl Unet {
@@ -91,7 +93,7 @@ impl Unet {
                 extra.name
             )));
         }
-        Ok(Unet { model, fixed_batch, timestep_rank })
+        Ok(Unet { model, fixed_batch, timestep_rank, gathered: Vec::new() })
     }
 
     pub fn take_run_time(&mut self) -> std::time::Duration {
@@ -104,7 +106,10 @@ impl Unet {
     }
 
     /// Predicts noise for `sample` ([batch, c, h, w]); `states` holds `batch` text states.
-    /// `out` receives the prediction, same layout as `sample`.
+    /// `use_prediction` receives the prediction (same layout as `sample`): a view of ONNX
+    /// Runtime's output when one call covers the batch, else the parts gathered in a buffer
+    /// that is reused from step to step.
+    #[allow(clippy::too_many_arguments)]
     pub fn predict(
         &mut self,
         sample: &[f32],
@@ -112,13 +117,16 @@ impl Unet {
         timestep: f32,
         states: &[f32],
         states_shape: [usize; 2],
-        out: &mut [f32],
+        use_prediction: &mut dyn FnMut(&[f32]) -> Result<()>,
     ) -> Result<()> {
         let per_item = latent_shape.iter().product::<usize>();
         let per_state = states_shape[0] * states_shape[1];
         let batch = sample.len() / per_item;
         let chunk = if self.accepts_batch(batch) { batch } else { 1 };
         let timesteps = vec![timestep; chunk];
+        if chunk < batch {
+            self.gathered.clear();
+        }
         for (i, part) in sample.chunks(chunk * per_item).enumerate() {
             let n = part.len() / per_item;
             let sample_shape = vec![n as i64, latent_shape[0] as i64, latent_shape[1] as i64, latent_shape[2] as i64];
@@ -137,16 +145,18 @@ impl Unet {
                 ),
             ])?;
             let (_, prediction) = output.float(0)?;
-            let target = &mut out[i * chunk * per_item..(i * chunk + n) * per_item];
-            if prediction.len() != target.len() {
+            if prediction.len() != part.len() {
                 return Err(Error::invalid_model(
                     output.path(),
-                    format!("UNet output has {} values, expected {}", prediction.len(), target.len()),
+                    format!("UNet output has {} values, expected {}", prediction.len(), part.len()),
                 ));
             }
-            target.copy_from_slice(&prediction);
+            if chunk == batch {
+                return use_prediction(&prediction);
+            }
+            self.gathered.extend_from_slice(&prediction);
         }
-        Ok(())
+        use_prediction(&self.gathered)
     }
 }
 

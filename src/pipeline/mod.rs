@@ -221,22 +221,24 @@ impl Pipeline {
 
         // Buffers reused by every step.
         let mut model_input = vec![0.0f32; batch * latent_len];
-        let mut prediction = vec![0.0f32; batch * latent_len];
-        let mut noise = vec![0.0f32; latent_len];
+        let mut guided_noise = vec![0.0f32; if guided { latent_len } else { 0 }];
         let timesteps = scheduler.timesteps().to_vec();
         for (index, &timestep) in timesteps.iter().enumerate() {
             for chunk in model_input.chunks_exact_mut(latent_len) {
                 chunk.copy_from_slice(&latents);
             }
             scheduler.scale_model_input(&mut model_input, index);
-            self.unet.predict(&model_input, latent_shape, timestep, &states, [seq_len, hidden], &mut prediction)?;
-            if guided {
-                let (uncond, cond) = prediction.split_at(latent_len);
-                guidance::classifier_free_guidance(uncond, cond, params.guidance_scale, &mut noise);
-            } else {
-                noise.copy_from_slice(&prediction);
-            }
-            scheduler.step(&noise, index, &mut latents, rng.as_mut())?;
+            let mut denoise = |prediction: &[f32]| {
+                let noise = if guided {
+                    let (uncond, cond) = prediction.split_at(latent_len);
+                    guidance::classifier_free_guidance(uncond, cond, params.guidance_scale, &mut guided_noise);
+                    &guided_noise[..]
+                } else {
+                    prediction
+                };
+                scheduler.step(noise, index, &mut latents, rng.as_mut())
+            };
+            self.unet.predict(&model_input, latent_shape, timestep, &states, [seq_len, hidden], &mut denoise)?;
 
             let report = StepProgress { step: index + 1, total_steps: timesteps.len(), timestep, latents: &latents };
             if !progress(&report) {

@@ -24,6 +24,9 @@ pub struct RuntimeOptions {
     pub intra_op_threads: usize,
     /// Graph optimization level, 0 (none) to 3 (all).
     pub graph_optimization_level: u8,
+    /// Fixes named symbolic dimensions (such as `batch`) to a size in every graph: ONNX
+    /// Runtime's free dimension overrides, which let some providers plan static shapes.
+    pub dimension_overrides: Vec<(String, i64)>,
 }
 
 impl Default for RuntimeOptions {
@@ -34,6 +37,7 @@ impl Default for RuntimeOptions {
             provider_policy: ProviderPolicy::FallBackToCpu,
             intra_op_threads: 0,
             graph_optimization_level: 3,
+            dimension_overrides: Vec::new(),
         }
     }
 }

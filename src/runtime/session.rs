@@ -84,6 +84,11 @@ impl OnnxModel {
                 .with_intra_threads(options.intra_op_threads)
                 .map_err(|e| ort_error("setting intra-op threads", e))?;
         }
+        for (name, size) in &options.dimension_overrides {
+            builder = builder
+                .with_dimension_override(name, *size)
+                .map_err(|e| ort_error("setting a dimension override", e))?;
+        }
         providers::register_providers(&mut builder, &options.providers, options.provider_policy, warn)?;
         let session = match bytes {
             Some(bytes) => builder.commit_from_memory(bytes).map_err(corrupt)?,
