@@ -140,7 +140,8 @@ typedef int32_t sdrt_scheduler;
 
 /**
  * Called after every denoising step on the thread that called `sdrt_pipeline_generate`.
- * Return false to cancel: the generate call then returns `SDRT_STATUS_CANCELLED`.
+ * `total_steps` counts UNet evaluations: PNDM makes one more than the steps asked for, as
+ * in diffusers. Return false to cancel: the generate call then returns `SDRT_STATUS_CANCELLED`.
  */
 typedef bool (*sdrt_progress_callback)(void *user_data, uint32_t step, uint32_t total_steps);
 
@@ -407,9 +408,10 @@ sdrt_status sdrt_pipeline_default_scheduler(const struct sdrt_pipeline *pipeline
 sdrt_status sdrt_pipeline_generate(struct sdrt_pipeline *pipeline, const struct sdrt_generate_params *params, struct sdrt_image **out);
 
 /**
- * Asks the generation running on `pipeline` (on any thread) to stop; it returns
- * `SDRT_STATUS_CANCELLED` after its current graph call. Never blocks. A cancel that
- * arrives when no generation is running has no effect on later generations.
+ * Asks the generation running on `pipeline` (on any thread) to stop. It returns
+ * `SDRT_STATUS_CANCELLED` promptly: a network call already running inside ONNX Runtime is
+ * ended too, not waited for. Never blocks. A cancel that arrives when no generation is
+ * running has no effect on later generations.
  */
 sdrt_status sdrt_pipeline_cancel(const struct sdrt_pipeline *pipeline);
 

@@ -130,3 +130,34 @@ fn graphs_with_batch_fixed_at_one_run_guidance_as_two_calls() {
         assert!(diff < TOLERANCE, "{name}: image differs by {diff}");
     }
 }
+
+#[test]
+fn cancel_ends_a_graph_call_that_is_already_running() {
+    // At 512x512 one UNet call of the tiny model takes long enough to land a cancel in it.
+    let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
+    let params = GenerateParams {
+        prompt: "a red circle".into(),
+        width: Some(512),
+        height: Some(512),
+        steps: 1,
+        scheduler: Some(SchedulerKind::Ddim),
+        ..GenerateParams::default()
+    };
+    pipeline.generate_float(&params, &mut |_| true).unwrap();
+    let unet = pipeline.last_timings().unet;
+    eprintln!("timings {:?}", pipeline.last_timings());
+
+    let cancel = pipeline.cancel_handle();
+    let started = std::time::Instant::now();
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(unet / 4);
+            cancel.cancel();
+        });
+        pipeline.generate_float(&params, &mut |_| true)
+    });
+    let elapsed = started.elapsed();
+    assert!(matches!(result, Err(sdrt::Error::Cancelled)), "{result:?}");
+    // Waiting for the step to finish would take at least the whole UNet call.
+    assert!(elapsed < unet * 3 / 4, "cancel took {elapsed:?}; one UNet call takes {unet:?}");
+}

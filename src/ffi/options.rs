@@ -54,7 +54,8 @@ pub type sdrt_log_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, level: sdrt_log_level, message: *const c_char)>;
 
 /// Called after every denoising step on the thread that called `sdrt_pipeline_generate`.
-/// Return false to cancel: the generate call then returns `SDRT_STATUS_CANCELLED`.
+/// `total_steps` counts UNet evaluations: PNDM makes one more than the steps asked for, as
+/// in diffusers. Return false to cancel: the generate call then returns `SDRT_STATUS_CANCELLED`.
 pub type sdrt_progress_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, step: u32, total_steps: u32) -> bool>;
 

@@ -80,7 +80,7 @@ pub unsafe extern "C" fn sdrt_pipeline_load(
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_free(pipeline: *mut sdrt_pipeline) {
     if !pipeline.is_null() {
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(pipeline) }));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(unsafe { Box::from_raw(pipeline) })));
     }
 }
 
@@ -156,9 +156,10 @@ pub unsafe extern "C" fn sdrt_pipeline_generate(
     })
 }
 
-/// Asks the generation running on `pipeline` (on any thread) to stop; it returns
-/// `SDRT_STATUS_CANCELLED` after its current graph call. Never blocks. A cancel that
-/// arrives when no generation is running has no effect on later generations.
+/// Asks the generation running on `pipeline` (on any thread) to stop. It returns
+/// `SDRT_STATUS_CANCELLED` promptly: a network call already running inside ONNX Runtime is
+/// ended too, not waited for. Never blocks. A cancel that arrives when no generation is
+/// running has no effect on later generations.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_cancel(pipeline: *const sdrt_pipeline) -> sdrt_status {
     boundary(|| {

@@ -6,6 +6,7 @@ mod params;
 
 pub use params::{CancelHandle, GenerateParams, LoadOptions, StepProgress, WarningSink};
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use components::{TextEncoder, Unet, VaeDecoder};
@@ -15,7 +16,7 @@ use crate::guidance;
 use crate::image::Image;
 use crate::model::{ModelInfo, ModelSource};
 use crate::rng::{NormalRng, NumpyRng};
-use crate::runtime::OnnxModel;
+use crate::runtime::{Interrupt, OnnxModel};
 use crate::scheduler::{self, SchedulerKind};
 use crate::tokenizer::ClipTokenizer;
 
@@ -87,14 +88,17 @@ impl Pipeline {
             }
         };
         let tokenizer = ClipTokenizer::from_files(&info.source.folder("tokenizer"))?;
+        let interrupt = Arc::new(Interrupt::new(&options.runtime)?);
         let mut load_graph = |component: &str| -> Result<OnnxModel> {
             let relative = format!("{component}/model.onnx");
             let path = info.source.path_of(&relative);
             match &info.source {
-                ModelSource::Directory(_) => OnnxModel::load(&path, None, &options.runtime, &mut warn),
+                ModelSource::Directory(_) => {
+                    OnnxModel::load(&path, None, &options.runtime, interrupt.clone(), &mut warn)
+                }
                 ModelSource::Embedded => {
                     let bytes = info.source.read(&relative)?;
-                    OnnxModel::load(&path, Some(&bytes), &options.runtime, &mut warn)
+                    OnnxModel::load(&path, Some(&bytes), &options.runtime, interrupt.clone(), &mut warn)
                 }
             }
         };
@@ -121,7 +125,7 @@ impl Pipeline {
             unet,
             vae_decoder,
             default_scheduler,
-            cancel: CancelHandle::default(),
+            cancel: CancelHandle(interrupt),
             warnings,
             last_timings: Timings::default(),
         })

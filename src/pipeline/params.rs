@@ -1,9 +1,8 @@
 //! What a caller passes in: load options, generation parameters, progress and cancellation.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::runtime::RuntimeOptions;
+use crate::runtime::{Interrupt, RuntimeOptions};
 use crate::scheduler::SchedulerKind;
 
 /// Receives warnings from the library (such as a provider falling back to CPU).
@@ -76,20 +75,20 @@ pub struct StepProgress<'a> {
 }
 
 /// Cancels a pipeline's generation in progress; cheap to clone, safe from any thread.
-#[derive(Clone, Debug, Default)]
-pub struct CancelHandle(Arc<AtomicBool>);
+#[derive(Clone, Debug)]
+pub struct CancelHandle(pub(crate) Arc<Interrupt>);
 
 impl CancelHandle {
-    /// Asks the running generation to stop after its current graph call.
+    /// Asks the running generation to stop; a graph call already running is ended too.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.trigger();
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.is_triggered()
     }
 
     pub(crate) fn reset(&self) {
-        self.0.store(false, Ordering::SeqCst);
+        self.0.reset();
     }
 }

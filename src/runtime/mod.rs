@@ -1,10 +1,12 @@
 //! ONNX Runtime: opening the shared library once per process, execution providers,
 //! and sessions whose input/output signatures are read from the model.
 
+mod interrupt;
 mod loader;
 mod providers;
 mod session;
 
+pub use interrupt::Interrupt;
 pub use loader::{loaded_library_path, ort_environment};
 pub use providers::{ExecutionProvider, ProviderPolicy};
 pub use session::{ElementType, InputValue, IoInfo, OnnxModel, RunOutput};

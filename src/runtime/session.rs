@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use half::f16;
@@ -10,7 +11,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue, SessionOutputs};
 use ort::value::{DynValue, Tensor, TensorElementType, TensorRef};
 
-use super::{ort_environment, ort_error, providers, RuntimeOptions};
+use super::{ort_environment, ort_error, providers, Interrupt, RuntimeOptions};
 use crate::error::{Error, Result};
 
 /// Element types sdrt understands at a graph boundary.
@@ -56,14 +57,17 @@ pub struct OnnxModel {
     outputs: Vec<IoInfo>,
     /// Wall time spent inside ONNX Runtime since the last `take_run_time`.
     run_time: Duration,
+    interrupt: Arc<Interrupt>,
 }
 
 impl OnnxModel {
     /// Loads a graph from a file, or from bytes when `bytes` is given (`path` then only names it).
+    /// `interrupt` can stop this graph's runs from another thread.
     pub fn load(
         path: &Path,
         bytes: Option<&[u8]>,
         options: &RuntimeOptions,
+        interrupt: Arc<Interrupt>,
         warn: &mut dyn FnMut(String),
     ) -> Result<Self> {
         let environment = ort_environment(options.ort_library_path.as_deref())?;
@@ -111,7 +115,7 @@ impl OnnxModel {
         };
         let inputs = describe(session.inputs());
         let outputs = describe(session.outputs());
-        Ok(OnnxModel { session, path: path.to_path_buf(), inputs, outputs, run_time: Duration::ZERO })
+        Ok(OnnxModel { session, path: path.to_path_buf(), inputs, outputs, run_time: Duration::ZERO, interrupt })
     }
 
     pub fn path(&self) -> &Path {
@@ -151,7 +155,13 @@ impl OnnxModel {
             values.push((Cow::Owned(name.to_string()), to_session_value(info, value)?));
         }
         let started = Instant::now();
-        let outputs = self.session.run(values).map_err(|e| ort_error("running the graph", e))?;
+        let outputs = self.session.run_with_options(values, self.interrupt.run_options()).map_err(|e| {
+            if self.interrupt.is_triggered() {
+                Error::Cancelled
+            } else {
+                ort_error("running the graph", e)
+            }
+        })?;
         self.run_time += started.elapsed();
         Ok(RunOutput { outputs, path: &self.path })
     }

@@ -1,0 +1,51 @@
+//! Stopping work in progress: a flag checked between graph calls, and ONNX Runtime's
+//! terminate signal that ends a graph call already running (a UNet step on a real model can
+//! take seconds on a CPU).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ort::session::RunOptions;
+
+use super::{ort_environment, ort_error, RuntimeOptions};
+use crate::error::Result;
+
+/// Shared by a pipeline's graphs and its cancel handles; safe to trigger from any thread.
+pub struct Interrupt {
+    requested: AtomicBool,
+    run_options: RunOptions,
+}
+
+impl Interrupt {
+    pub fn new(options: &RuntimeOptions) -> Result<Self> {
+        // RunOptions live in ONNX Runtime, so the library must be loaded first.
+        ort_environment(options.ort_library_path.as_deref())?;
+        let run_options = RunOptions::new().map_err(|e| ort_error("creating run options", e))?;
+        Ok(Interrupt { requested: AtomicBool::new(false), run_options })
+    }
+
+    /// Requests a stop: the current graph call ends as soon as ONNX Runtime notices.
+    pub fn trigger(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        // Failing to signal ONNX Runtime only delays the stop to the next graph call.
+        let _ = self.run_options.terminate();
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    pub fn reset(&self) {
+        let _ = self.run_options.unterminate();
+        self.requested.store(false, Ordering::SeqCst);
+    }
+
+    pub(crate) fn run_options(&self) -> &RunOptions {
+        &self.run_options
+    }
+}
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interrupt").field("requested", &self.is_triggered()).finish()
+    }
+}
