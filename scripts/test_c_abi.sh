@@ -28,4 +28,20 @@ memcheck=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-le
 "${memcheck[@]}" "$build/txt2img" --model "$model" --prompt "a red circle on a blue background" \
   --steps 2 --width 64 --height 64 --output "$build/txt2img.png"
 test -s "$build/txt2img.png"
+
+# Without ONNX Runtime beside libsdrt (nor on the system) loading fails with a clear status
+# and message, not a crash; ORT_DYLIB_PATH then points sdrt at a library elsewhere.
+alone=$build/without-ort
+rm -rf "$alone" && mkdir -p "$alone"
+cp -P "$lib"/libsdrt.so* "$alone/"
+gcc "${cflags[@]}" examples/txt2img.c -o "$alone/txt2img" -L"$alone" -lsdrt -Wl,-rpath,'$ORIGIN'
+run_alone=("$alone/txt2img" --model "$model" --prompt "a test" --steps 1 --width 64 --height 64
+  --output "$alone/out.png" --quiet)
+if "${run_alone[@]}" 2>"$alone/stderr"; then
+  echo "txt2img succeeded without ONNX Runtime" >&2
+  exit 1
+fi
+grep -q "ONNX Runtime unavailable (status 7)" "$alone/stderr" || { cat "$alone/stderr" >&2; exit 1; }
+ORT_DYLIB_PATH=$(scripts/fetch_onnxruntime.sh) "${run_alone[@]}"
+test -s "$alone/out.png"
 echo "C ABI tests passed"
