@@ -97,7 +97,7 @@ fn check_supported(source: &ModelSource, index: &Value, class: &str) -> Result<(
         )));
     }
     for component in ["text_encoder", "unet", "vae_decoder", "tokenizer"] {
-        if !source.exists(&format!("{component}/")) && !has(component) {
+        if !source.exists(&format!("{component}/")) {
             return Err(Error::invalid_model(source.path_of(component), "missing component"));
         }
     }

@@ -33,14 +33,6 @@ impl ModelSource {
         }
     }
 
-    /// The root directory, when the model lives on disk.
-    pub fn directory_path(&self) -> Option<&Path> {
-        match self {
-            ModelSource::Directory(root) => Some(root),
-            ModelSource::Embedded => None,
-        }
-    }
-
     /// Whether a file exists; a relative path ending in `/` asks for a folder.
     pub fn exists(&self, relative: &str) -> bool {
         match self {

@@ -35,11 +35,15 @@ pub trait Scheduler: Send {
     /// Timesteps to feed the UNet, in loop order (PNDM with skip_prk_steps has steps+1 of
     /// them, as in diffusers, except for 1 step).
     fn timesteps(&self) -> &[f32];
-    /// Factor for the initial N(0,1) latents.
-    fn init_noise_sigma(&self) -> f32;
+    /// Factor for the initial N(0,1) latents: 1 for samplers in the DDPM parametrisation,
+    /// the largest sigma for the k-diffusion ones.
+    fn init_noise_sigma(&self) -> f32 {
+        1.0
+    }
     /// In-place `scale_model_input` for loop index `step_index` (called on the batched CFG
-    /// input; elementwise, so any length works).
-    fn scale_model_input(&self, sample: &mut [f32], step_index: usize);
+    /// input; elementwise, so any length works). Samplers in the DDPM parametrisation leave
+    /// the input as it is.
+    fn scale_model_input(&self, _sample: &mut [f32], _step_index: usize) {}
     /// One step: `sample` (x_t) is replaced by x_{t-1}. `model_output` has `sample`'s length.
     /// `rng` is for ancestral/SDE samplers (unused by PNDM, DDIM and Euler).
     fn step(
