@@ -6,6 +6,23 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# C and C++ compilers, valgrind and Python (for pip) come from the system's packages.
+need=()
+command -v gcc >/dev/null || need+=(gcc)
+command -v g++ >/dev/null || need+=(g++)
+command -v valgrind >/dev/null || need+=(valgrind)
+command -v objdump >/dev/null || need+=(binutils)
+command -v python3 >/dev/null || need+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+if ((${#need[@]})); then
+  step "installing ${need[*]}"
+  sudo=; [[ $(id -u) -eq 0 ]] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
 step "ONNX Runtime"
 ORT_DYLIB_PATH=$(scripts/fetch_onnxruntime.sh)
 export ORT_DYLIB_PATH
