@@ -2,7 +2,7 @@
 //! fills the defaults: the library reads only the fields the caller's struct has, so
 //! programs compiled against an older header keep working when fields are appended.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_void, CStr};
 use std::mem::{offset_of, size_of};
 
 use super::strings::optional_str;
@@ -167,7 +167,8 @@ pub unsafe extern "C" fn sdrt_scheduler_from_name(name: *const c_char, out: *mut
         }
         let kind = SchedulerKind::from_name(name)
             .ok_or_else(|| Error::InvalidArgument(format!("unknown scheduler name {name:?}")))?;
-        unsafe { *out = scheduler_code(kind) };
+        let code = scheduler_code(kind)?;
+        unsafe { *out = code };
         Ok(())
     })
 }
@@ -176,29 +177,26 @@ pub unsafe extern "C" fn sdrt_scheduler_from_name(name: *const c_char, out: *mut
 /// (and for `SDRT_SCHEDULER_DEFAULT`). Static; do not free.
 #[no_mangle]
 pub extern "C" fn sdrt_scheduler_name(scheduler: sdrt_scheduler) -> *const c_char {
-    match scheduler_kind(scheduler) {
-        Some(SchedulerKind::Pndm) => c"PNDMScheduler".as_ptr(),
-        Some(SchedulerKind::Ddim) => c"DDIMScheduler".as_ptr(),
-        Some(SchedulerKind::EulerDiscrete) => c"EulerDiscreteScheduler".as_ptr(),
-        None => std::ptr::null(),
-    }
+    SCHEDULERS.iter().find(|(code, _, _)| *code == scheduler).map_or(std::ptr::null(), |(_, _, name)| name.as_ptr())
 }
+
+/// Every sampler's pinned C value, its kind and its class name as a C string.
+const SCHEDULERS: &[(sdrt_scheduler, SchedulerKind, &CStr)] = &[
+    (SDRT_SCHEDULER_PNDM, SchedulerKind::Pndm, c"PNDMScheduler"),
+    (SDRT_SCHEDULER_DDIM, SchedulerKind::Ddim, c"DDIMScheduler"),
+    (SDRT_SCHEDULER_EULER, SchedulerKind::EulerDiscrete, c"EulerDiscreteScheduler"),
+];
 
 pub(crate) fn scheduler_kind(code: sdrt_scheduler) -> Option<SchedulerKind> {
-    match code {
-        SDRT_SCHEDULER_PNDM => Some(SchedulerKind::Pndm),
-        SDRT_SCHEDULER_DDIM => Some(SchedulerKind::Ddim),
-        SDRT_SCHEDULER_EULER => Some(SchedulerKind::EulerDiscrete),
-        _ => None,
-    }
+    SCHEDULERS.iter().find(|(c, _, _)| *c == code).map(|(_, kind, _)| *kind)
 }
 
-pub(crate) fn scheduler_code(kind: SchedulerKind) -> sdrt_scheduler {
-    match kind {
-        SchedulerKind::Pndm => SDRT_SCHEDULER_PNDM,
-        SchedulerKind::Ddim => SDRT_SCHEDULER_DDIM,
-        SchedulerKind::EulerDiscrete => SDRT_SCHEDULER_EULER,
-    }
+pub(crate) fn scheduler_code(kind: SchedulerKind) -> Result<sdrt_scheduler, Failure> {
+    SCHEDULERS
+        .iter()
+        .find(|(_, k, _)| *k == kind)
+        .map(|(code, _, _)| *code)
+        .ok_or_else(|| Error::InvalidArgument(format!("{kind} has no C ABI value in this version")).into())
 }
 
 /// Copies a caller's struct that may come from an older (shorter) or newer (longer) header:
@@ -271,3 +269,20 @@ impl sdrt_load_options {
 // Appending fields is the only allowed change; these pin the v1 layout's prefix.
 const _: () = assert!(offset_of!(sdrt_load_options, struct_size) == 0);
 const _: () = assert!(offset_of!(sdrt_generate_params, struct_size) == 0);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scheduler_has_a_c_value_and_the_class_name_of_its_kind() {
+        for kind in SchedulerKind::all() {
+            let code = scheduler_code(kind).ok().expect("every kind needs a pinned C value");
+            assert_eq!(scheduler_kind(code), Some(kind));
+            let name = unsafe { CStr::from_ptr(sdrt_scheduler_name(code)) };
+            assert_eq!(name.to_str().unwrap(), kind.class_name());
+        }
+        let codes: Vec<_> = SCHEDULERS.iter().map(|(c, _, _)| *c).collect();
+        assert!(codes.windows(2).all(|w| w[0] < w[1]), "values are appended in order, never reused");
+    }
+}

@@ -116,8 +116,8 @@ pub unsafe extern "C" fn sdrt_pipeline_default_scheduler(
         if out.is_null() {
             return Err(Failure::Null("out"));
         }
-        let kind = lock(handle)?.default_scheduler();
-        unsafe { *out = scheduler_code(kind) };
+        let code = scheduler_code(lock(handle)?.default_scheduler())?;
+        unsafe { *out = code };
         Ok(())
     })
 }
