@@ -6,8 +6,46 @@
 //! uses (`np.random.RandomState(seed).randn(...)`).
 
 mod numpy;
+mod torch;
 
 pub use numpy::NumpyRng;
+pub use torch::{TorchCpuRng, TorchKernel};
+
+use crate::error::{Error, Result};
+
+/// Which reference generator a seed follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RngKind {
+    /// `np.random.RandomState(seed)`: diffusers' ONNX pipelines. Seeds 0 to 2^32-1.
+    #[default]
+    Numpy,
+    /// `torch.Generator("cpu").manual_seed(seed)`: diffusers' PyTorch pipelines on CPU.
+    Torch,
+}
+
+impl RngKind {
+    /// `numpy` or `torch`, any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "numpy" | "np" => Some(RngKind::Numpy),
+            "torch" | "torch_cpu" | "cpu" => Some(RngKind::Torch),
+            _ => None,
+        }
+    }
+
+    /// A generator of this kind seeded with `seed`.
+    pub fn seeded(self, seed: u64) -> Result<Box<dyn NormalRng>> {
+        Ok(match self {
+            RngKind::Numpy => {
+                let seed = u32::try_from(seed).map_err(|_| {
+                    Error::InvalidArgument(format!("seed {seed} is too large for the numpy generator (max 2^32-1)"))
+                })?;
+                Box::new(NumpyRng::new(seed))
+            }
+            RngKind::Torch => Box::new(TorchCpuRng::new(seed)),
+        })
+    }
+}
 
 /// A source of standard normal numbers, drawn in a fixed order so seeds reproduce reference images.
 pub trait NormalRng: Send {
