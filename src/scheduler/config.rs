@@ -44,13 +44,31 @@ pub struct SchedulerConfig {
     pub timestep_type: Option<String>,
     /// `zero` or `sigma_min`.
     pub final_sigmas_type: Option<String>,
+    /// DPM-Solver: 1, 2 (default) or 3.
+    pub solver_order: Option<usize>,
+    /// DPM-Solver: `dpmsolver++` (default), `dpmsolver`, `sde-dpmsolver++`, `sde-dpmsolver`.
+    pub algorithm_type: Option<String>,
+    /// DPM-Solver: `midpoint` (default) or `heun`.
+    pub solver_type: Option<String>,
+    /// DPM-Solver: lower the order of the last steps of short runs (default true).
+    pub lower_order_final: Option<bool>,
+    /// DPM-Solver: make the last step first order (default false).
+    pub euler_at_final: Option<bool>,
+    pub use_lu_lambdas: Option<bool>,
+    pub use_flow_sigmas: Option<bool>,
+    pub use_dynamic_shifting: Option<bool>,
+    /// DPM-Solver: `learned` / `learned_range` model outputs (not supported).
+    pub variance_type: Option<String>,
+    /// DPM-Solver: only the default (-inf, which JSON cannot spell, so absent) is supported.
+    pub lambda_min_clipped: Option<f64>,
 }
 
 impl SchedulerConfig {
     /// Parses `scheduler_config.json`. Unknown keys are ignored; `null` means "not set".
     pub fn from_json(text: &str) -> Result<Self> {
         let error = |e: serde_json::Error| invalid(format!("scheduler config: {e}"));
-        let value: serde_json::Value = serde_json::from_str(text).map_err(error)?;
+        let text = negative_infinity_to_null(text);
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(error)?;
         if !value.is_object() {
             return Err(invalid("scheduler config: expected a JSON object"));
         }
@@ -187,6 +205,40 @@ impl PredictionType {
             _ => Err(invalid(format!("unsupported prediction_type {name:?}"))),
         }
     }
+}
+
+/// Python's `json` writes `float("-inf")` (DPM-Solver's default `lambda_min_clipped`) as the
+/// non-JSON token `-Infinity`; it becomes `null` ("not set", i.e. the default) so such configs
+/// load. String contents are left alone.
+fn negative_infinity_to_null(text: &str) -> std::borrow::Cow<'_, str> {
+    const TOKEN: &str = "-Infinity";
+    if !text.contains(TOKEN) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if !in_string && rest.starts_with(TOKEN) {
+            out.push_str("null");
+            rest = &rest[TOKEN.len()..];
+            continue;
+        }
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out.into()
 }
 
 pub(crate) fn invalid(message: impl Into<String>) -> Error {

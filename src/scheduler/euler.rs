@@ -130,6 +130,48 @@ impl EulerDiscreteScheduler {
         Ok(EulerDiscreteScheduler { timesteps, sigmas, init_noise_sigma, prediction })
     }
 
+    /// The schedule of a sibling k-diffusion sampler (LMS, Heun, Euler ancestral) that
+    /// diffusers builds the same way as Euler with linear interpolation: keys those classes
+    /// do not have are dropped (diffusers ignores them there), and their own beta defaults
+    /// apply. `sigma_options`: the class has `use_karras_sigmas` & co. (LMS, Heun);
+    /// `zero_snr`: it has `rescale_betas_zero_snr` (Euler ancestral).
+    pub(crate) fn for_sibling(
+        config: &SchedulerConfig,
+        defaults: &ClassDefaults,
+        steps: usize,
+        sigma_options: bool,
+        zero_snr: bool,
+    ) -> Result<Self> {
+        let mut config = config.clone();
+        config.interpolation_type = None;
+        config.timestep_type = None;
+        config.final_sigmas_type = None;
+        if !zero_snr {
+            config.rescale_betas_zero_snr = None;
+        }
+        if !sigma_options {
+            config.use_karras_sigmas = None;
+            config.use_exponential_sigmas = None;
+            config.use_beta_sigmas = None;
+            config.sigma_min = None;
+            config.sigma_max = None;
+        }
+        if config.trained_betas.is_none() {
+            config.beta_start.get_or_insert(defaults.beta_start);
+            config.beta_end.get_or_insert(defaults.beta_end);
+            config.beta_schedule.get_or_insert_with(|| {
+                match defaults.beta_schedule {
+                    super::config::BetaSchedule::Linear => "linear",
+                    super::config::BetaSchedule::ScaledLinear => "scaled_linear",
+                    super::config::BetaSchedule::SquaredCosCapV2 => "squaredcos_cap_v2",
+                }
+                .to_string()
+            });
+        }
+        config.prediction(defaults)?;
+        Self::new(&config, steps)
+    }
+
     /// The noise levels, one per step plus the final one.
     pub fn sigmas(&self) -> &[f32] {
         &self.sigmas

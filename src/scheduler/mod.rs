@@ -17,13 +17,23 @@
 
 pub mod config;
 mod ddim;
+mod ddpm;
+mod dpmpp_2m;
 mod euler;
+mod euler_ancestral;
+mod heun;
+mod lms;
 mod pndm;
 pub mod schedule;
 
 pub use config::{BetaSchedule, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
 pub use ddim::{DdimScheduler, DDIM_DEFAULTS};
+pub use ddpm::{DdpmScheduler, DDPM_DEFAULTS};
+pub use dpmpp_2m::{DpmSolverMultistepScheduler, DPM_SOLVER_DEFAULTS};
 pub use euler::{EulerDiscreteScheduler, EULER_DEFAULTS};
+pub use euler_ancestral::{EulerAncestralDiscreteScheduler, EULER_ANCESTRAL_DEFAULTS};
+pub use heun::{HeunDiscreteScheduler, HEUN_DEFAULTS};
+pub use lms::{lms_coefficient, LmsDiscreteScheduler, LMS_DEFAULTS};
 pub use pndm::{PndmScheduler, PNDM_DEFAULTS};
 pub use schedule::NoiseSchedule;
 
@@ -33,7 +43,7 @@ use crate::rng::NormalRng;
 /// A sampler, set up for one run of `num_inference_steps`.
 pub trait Scheduler: Send {
     /// Timesteps to feed the UNet, in loop order (PNDM with skip_prk_steps has steps+1 of
-    /// them, as in diffusers, except for 1 step).
+    /// them, as in diffusers, except for 1 step; Heun has 2 * steps - 1).
     fn timesteps(&self) -> &[f32];
     /// Factor for the initial N(0,1) latents: 1 for samplers in the DDPM parametrisation,
     /// the largest sigma for the k-diffusion ones.
@@ -45,7 +55,7 @@ pub trait Scheduler: Send {
     /// the input as it is.
     fn scale_model_input(&self, _sample: &mut [f32], _step_index: usize) {}
     /// One step: `sample` (x_t) is replaced by x_{t-1}. `model_output` has `sample`'s length.
-    /// `rng` is for ancestral/SDE samplers (unused by PNDM, DDIM and Euler).
+    /// `rng` is for ancestral/SDE samplers (unused by the deterministic samplers).
     fn step(
         &mut self,
         model_output: &[f32],
@@ -64,6 +74,20 @@ pub enum SchedulerKind {
     Ddim,
     /// Euler's method on the k-diffusion ODE (`EulerDiscreteScheduler`).
     EulerDiscrete,
+    /// DPM-Solver++ multistep (`DPMSolverMultistepScheduler`, dpmsolver++): DPM++ 2M with the
+    /// default `solver_order` 2; sigmas as the config says (`use_karras_sigmas`).
+    DpmSolverMultistep,
+    /// DPM++ 2M Karras: `DPMSolverMultistepScheduler` with `use_karras_sigmas` forced on.
+    /// Same class as [`SchedulerKind::DpmSolverMultistep`], so its class name resolves to that.
+    DpmSolverMultistepKarras,
+    /// Linear multistep, order 4 (`LMSDiscreteScheduler`).
+    LmsDiscrete,
+    /// Heun's 2nd-order method, two model evaluations per step (`HeunDiscreteScheduler`).
+    HeunDiscrete,
+    /// Euler ancestral (`EulerAncestralDiscreteScheduler`): draws noise every step.
+    EulerAncestralDiscrete,
+    /// DDPM ancestral sampling (`DDPMScheduler`): draws noise every step with t > 0.
+    Ddpm,
 }
 
 /// Each kind with its diffusers class name and accepted short names (all matched
@@ -72,12 +96,32 @@ pub const KINDS: &[(SchedulerKind, &str, &[&str])] = &[
     (SchedulerKind::Pndm, "PNDMScheduler", &["pndm", "plms"]),
     (SchedulerKind::Ddim, "DDIMScheduler", &["ddim"]),
     (SchedulerKind::EulerDiscrete, "EulerDiscreteScheduler", &["euler", "euler_discrete", "euler-discrete"]),
+    (
+        SchedulerKind::DpmSolverMultistep,
+        "DPMSolverMultistepScheduler",
+        &["dpmpp_2m", "dpm++_2m", "dpmpp-2m", "dpm++ 2m", "dpm_solver_multistep", "dpmsolver++"],
+    ),
+    // Listed after DpmSolverMultistep, which its class name resolves to.
+    (
+        SchedulerKind::DpmSolverMultistepKarras,
+        "DPMSolverMultistepScheduler",
+        &["dpmpp_2m_karras", "dpm++_2m_karras", "dpmpp-2m-karras", "dpm++ 2m karras"],
+    ),
+    (SchedulerKind::LmsDiscrete, "LMSDiscreteScheduler", &["lms", "lms_discrete", "k_lms"]),
+    (SchedulerKind::HeunDiscrete, "HeunDiscreteScheduler", &["heun", "heun_discrete", "k_heun"]),
+    (
+        SchedulerKind::EulerAncestralDiscrete,
+        "EulerAncestralDiscreteScheduler",
+        &["euler_a", "euler_ancestral", "euler-ancestral", "k_euler_a", "k_euler_ancestral"],
+    ),
+    (SchedulerKind::Ddpm, "DDPMScheduler", &["ddpm"]),
 ];
 
 impl SchedulerKind {
     /// Accepts diffusers class names (`PNDMScheduler`, `DDIMScheduler`,
-    /// `EulerDiscreteScheduler`) and short names (`pndm`, `plms`, `ddim`, `euler`),
-    /// case-insensitive, surrounding whitespace ignored.
+    /// `EulerDiscreteScheduler`, `DPMSolverMultistepScheduler`) and short names (`pndm`, `plms`,
+    /// `ddim`, `euler`, `dpmpp_2m`, `dpmpp_2m_karras`, ...; see [`KINDS`]), case-insensitive,
+    /// surrounding whitespace ignored.
     pub fn from_name(name: &str) -> Option<Self> {
         let name = name.trim();
         KINDS
@@ -93,7 +137,7 @@ impl SchedulerKind {
         KINDS.iter().find(|(kind, _, _)| *kind == self).map_or("", |(_, class, _)| class)
     }
 
-    /// The canonical short name (`pndm`, `ddim`, `euler`).
+    /// The canonical short name (`pndm`, `ddim`, `euler`, `dpmpp_2m`, `dpmpp_2m_karras`).
     pub fn short_name(self) -> &'static str {
         KINDS.iter().find(|(kind, _, _)| *kind == self).and_then(|(_, _, short)| short.first().copied()).unwrap_or("")
     }
@@ -117,6 +161,18 @@ pub fn create(kind: SchedulerKind, config: &SchedulerConfig, num_inference_steps
         SchedulerKind::Pndm => Box::new(PndmScheduler::new(config, num_inference_steps)?),
         SchedulerKind::Ddim => Box::new(DdimScheduler::new(config, num_inference_steps)?),
         SchedulerKind::EulerDiscrete => Box::new(EulerDiscreteScheduler::new(config, num_inference_steps)?),
+        SchedulerKind::DpmSolverMultistep => {
+            Box::new(DpmSolverMultistepScheduler::new(config, num_inference_steps, false)?)
+        }
+        SchedulerKind::DpmSolverMultistepKarras => {
+            Box::new(DpmSolverMultistepScheduler::new(config, num_inference_steps, true)?)
+        }
+        SchedulerKind::LmsDiscrete => Box::new(LmsDiscreteScheduler::new(config, num_inference_steps)?),
+        SchedulerKind::HeunDiscrete => Box::new(HeunDiscreteScheduler::new(config, num_inference_steps)?),
+        SchedulerKind::EulerAncestralDiscrete => {
+            Box::new(EulerAncestralDiscreteScheduler::new(config, num_inference_steps)?)
+        }
+        SchedulerKind::Ddpm => Box::new(DdpmScheduler::new(config, num_inference_steps)?),
     })
 }
 

@@ -177,6 +177,20 @@ pub fn spaced_timesteps(
     }
 }
 
+/// diffusers' "trailing" spacing takes `np.arange(train, 0, -train / steps)`, which numpy
+/// makes `ceil(train / (train / steps))` long: one too many for some step counts (61, 103,
+/// ...), where diffusers then runs `steps + 1` timesteps ending at -1. Samplers that cannot
+/// keep the first `steps` silently call this to refuse those counts.
+pub fn check_trailing_count(train: usize, steps: usize) -> Result<()> {
+    let len = (-(train as f64) / -(train as f64 / steps as f64)).ceil();
+    if len != steps as f64 {
+        return Err(invalid(format!(
+            "{steps} steps with trailing spacing: diffusers makes {len} timesteps here (numpy arange rounding)"
+        )));
+    }
+    Ok(())
+}
+
 /// The first `count` values of `np.arange(start, 0, -step)` (float64): numpy fills element i
 /// as `start + i * ((start - step) - start)`.
 fn numpy_arange_down(start: f64, step: f64, count: usize) -> Vec<f64> {

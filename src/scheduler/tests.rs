@@ -58,18 +58,39 @@ fn names_resolve_case_insensitively() {
         (" ddim ", SchedulerKind::Ddim),
         ("EulerDiscreteScheduler", SchedulerKind::EulerDiscrete),
         ("Euler", SchedulerKind::EulerDiscrete),
+        ("DPMSolverMultistepScheduler", SchedulerKind::DpmSolverMultistep),
+        ("DPM++ 2M", SchedulerKind::DpmSolverMultistep),
+        ("dpmpp_2m", SchedulerKind::DpmSolverMultistep),
+        ("DPMPP_2M_KARRAS", SchedulerKind::DpmSolverMultistepKarras),
+        ("dpm++_2m_karras", SchedulerKind::DpmSolverMultistepKarras),
+        ("LMSDiscreteScheduler", SchedulerKind::LmsDiscrete),
+        ("LMS", SchedulerKind::LmsDiscrete),
+        ("k_lms", SchedulerKind::LmsDiscrete),
+        ("HeunDiscreteScheduler", SchedulerKind::HeunDiscrete),
+        ("heun", SchedulerKind::HeunDiscrete),
+        ("euler_a", SchedulerKind::EulerAncestralDiscrete),
+        ("Euler_Ancestral", SchedulerKind::EulerAncestralDiscrete),
+        ("EulerAncestralDiscreteScheduler", SchedulerKind::EulerAncestralDiscrete),
+        ("DDPMScheduler", SchedulerKind::Ddpm),
+        ("ddpm", SchedulerKind::Ddpm),
     ] {
         assert_eq!(SchedulerKind::from_name(name), Some(kind), "{name}");
     }
-    for name in ["", "LMSDiscreteScheduler", "euler_a", "EulerAncestralDiscreteScheduler", "ddpm"] {
+    for name in ["", "ddpm_wuerstchen", "dpmpp_2m_sde"] {
         assert_eq!(SchedulerKind::from_name(name), None, "{name}");
     }
     for kind in SchedulerKind::all() {
-        assert_eq!(SchedulerKind::from_name(kind.class_name()), Some(kind));
+        // The Karras variant shares its class; the class name means "as the config says".
+        let by_class = match kind {
+            SchedulerKind::DpmSolverMultistepKarras => SchedulerKind::DpmSolverMultistep,
+            kind => kind,
+        };
+        assert_eq!(SchedulerKind::from_name(kind.class_name()), Some(by_class));
         assert_eq!(SchedulerKind::from_name(kind.short_name()), Some(kind));
         assert_eq!(kind.to_string(), kind.class_name());
     }
-    assert_eq!(SchedulerKind::all().count(), 3);
+    assert_eq!(SchedulerKind::all().count(), 9);
+    assert_eq!(SchedulerKind::DpmSolverMultistepKarras.short_name(), "dpmpp_2m_karras");
     assert_eq!(SchedulerKind::Ddim.class_name(), "DDIMScheduler");
     assert_eq!(SchedulerKind::Pndm.short_name(), "pndm");
 }
@@ -180,6 +201,28 @@ fn bad_options_are_errors() {
         (SchedulerKind::EulerDiscrete, r#"{"interpolation_type": "cubic"}"#),
         (SchedulerKind::EulerDiscrete, r#"{"final_sigmas_type": "one"}"#),
         (SchedulerKind::EulerDiscrete, r#"{"timestep_type": "fractional"}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"algorithm_type": "sde-dpmsolver++"}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"algorithm_type": "dpmsolver"}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"solver_order": 3}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"solver_order": 0}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"solver_type": "rk4"}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"thresholding": true}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"variance_type": "learned_range"}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"use_lu_lambdas": true}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"use_flow_sigmas": true}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"use_beta_sigmas": true}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"lambda_min_clipped": -5.1}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"prediction_type": "flow_prediction"}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"final_sigmas_type": "one"}"#),
+        (SchedulerKind::DpmSolverMultistepKarras, r#"{"use_exponential_sigmas": true}"#),
+        (SchedulerKind::EulerAncestralDiscrete, r#"{"prediction_type": "sample"}"#),
+        (SchedulerKind::Ddpm, r#"{"variance_type": "learned_range"}"#),
+        (SchedulerKind::Ddpm, r#"{"variance_type": "fixed_large_log"}"#),
+        (SchedulerKind::Ddpm, r#"{"thresholding": true}"#),
+        (SchedulerKind::Ddpm, r#"{"beta_schedule": "sigmoid"}"#),
+        // Karras sigmas on the cosine schedule repeat the first timestep (diffusers then
+        // runs off the end of its sigmas).
+        (SchedulerKind::DpmSolverMultistepKarras, r#"{"beta_schedule": "squaredcos_cap_v2"}"#),
     ];
     for (kind, json) in cases {
         assert!(is_invalid(create(*kind, &config(json), 10)), "{kind} {json}");
@@ -187,6 +230,60 @@ fn bad_options_are_errors() {
     // Options a sampler does not have are ignored, as diffusers' from_config does.
     assert!(create(SchedulerKind::Pndm, &config(r#"{"use_beta_sigmas": true, "thresholding": true}"#), 10).is_ok());
     assert!(create(SchedulerKind::EulerDiscrete, &config(r#"{"prediction_type": "original_sample"}"#), 10).is_ok());
+    // diffusers turns these into dpmsolver++ / midpoint.
+    let deis = config(r#"{"algorithm_type": "deis", "solver_type": "bh2"}"#);
+    assert!(create(SchedulerKind::DpmSolverMultistep, &deis, 10).is_ok());
+    // numpy's arange makes 62 "trailing" timesteps for 61 steps; diffusers would run 62.
+    let trailing = config(r#"{"timestep_spacing": "trailing"}"#);
+    assert!(is_invalid(create(SchedulerKind::DpmSolverMultistep, &trailing, 61)));
+    assert!(create(SchedulerKind::DpmSolverMultistep, &trailing, 60).is_ok());
+    assert!(is_invalid(create(SchedulerKind::Ddpm, &trailing, 61)));
+    assert!(create(SchedulerKind::Ddpm, &trailing, 60).is_ok());
+}
+
+#[test]
+fn dpm_karras_kind_forces_karras_sigmas() {
+    let mut karras = sd15();
+    karras.use_karras_sigmas = Some(true);
+    let forced = create(SchedulerKind::DpmSolverMultistepKarras, &sd15(), 20).unwrap();
+    let by_config = create(SchedulerKind::DpmSolverMultistep, &karras, 20).unwrap();
+    let plain = create(SchedulerKind::DpmSolverMultistep, &sd15(), 20).unwrap();
+    assert_eq!(forced.timesteps(), by_config.timesteps());
+    assert_ne!(forced.timesteps(), plain.timesteps());
+    assert_eq!(
+        run(SchedulerKind::DpmSolverMultistepKarras, &sd15(), 20).unwrap(),
+        run(SchedulerKind::DpmSolverMultistep, &karras, 20).unwrap()
+    );
+}
+
+#[test]
+fn lms_coefficients_integrate_the_lagrange_basis() {
+    // The basis polynomials sum to 1, so the coefficients sum to sigma[t + 1] - sigma[t];
+    // order 1 is Euler's step.
+    let sigmas = [14.6f32, 7.0, 3.1, 1.2, 0.5, 0.0];
+    assert_eq!(lms_coefficient(&sigmas, 1, 0, 0), (sigmas[1] - sigmas[0]) as f64);
+    for t in 0..5 {
+        let order = (t + 1).min(4);
+        let sum: f64 = (0..order).map(|k| lms_coefficient(&sigmas, order, t, k)).sum();
+        let want = (sigmas[t + 1] - sigmas[t]) as f64;
+        assert!((sum - want).abs() < 1e-5 * want.abs().max(1.0), "t = {t}: {sum} != {want}");
+    }
+    // LMS steps, like PNDM's, must come in order.
+    let mut lms = create(SchedulerKind::LmsDiscrete, &sd15(), 3).unwrap();
+    let mut rng = NumpyRng::new(0);
+    let mut sample = vec![0.1f32; 8];
+    assert!(is_invalid(lms.step(&[0.0; 8], 1, &mut sample, &mut rng)));
+    assert!(lms.step(&[0.0; 8], 0, &mut sample, &mut rng).is_ok());
+    assert!(is_invalid(lms.step(&[0.0; 4], 1, &mut [0.0; 4], &mut rng)));
+}
+
+#[test]
+fn python_negative_infinity_loads_as_unset() {
+    let c =
+        config(r#"{"lambda_min_clipped": -Infinity, "_class_name": "DPMSolverMultistepScheduler", "x": "-Infinity"}"#);
+    assert_eq!(c.lambda_min_clipped, None);
+    assert!(create(SchedulerKind::DpmSolverMultistep, &c, 10).is_ok());
+    assert!(is_invalid(SchedulerConfig::from_json(r#"{"beta_end": Infinity}"#)));
 }
 
 #[test]
