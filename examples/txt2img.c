@@ -22,8 +22,10 @@ static void usage(FILE *to) {
             "  --steps N               denoising steps (default 25)\n"
             "  --guidance F            classifier-free guidance scale (default 7.5)\n"
             "  --width W --height H    image size, multiples of 8 (default: the model's)\n"
-            "  --seed N                seed, 0..4294967295 (default 0)\n"
-            "  --scheduler NAME        pndm, ddim, euler or a diffusers class name\n"
+            "  --seed N                seed (default 0; numpy: 0..4294967295)\n"
+            "  --rng NAME              numpy (diffusers ONNX, default) or torch (diffusers on CPU)\n"
+            "  --scheduler NAME        pndm, ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, lms,\n"
+            "                          heun, ddpm or a diffusers class name\n"
             "                          (default: the model's scheduler_config.json)\n"
             "  --output PATH           PNG to write (default txt2img.png)\n"
             "  --quiet                 no progress bar\n");
@@ -62,7 +64,7 @@ static int parse_u64(const char *flag, const char *text, unsigned long long max,
 }
 
 int main(int argc, char **argv) {
-    const char *model = NULL, *output = "txt2img.png", *scheduler_name = NULL;
+    const char *model = NULL, *output = "txt2img.png", *scheduler_name = NULL, *rng_name = NULL;
     int quiet = 0;
     sdrt_generate_params params;
     sdrt_generate_params_init(&params);
@@ -94,6 +96,8 @@ int main(int argc, char **argv) {
             output = value;
         } else if (!strcmp(flag, "--scheduler")) {
             scheduler_name = value;
+        } else if (!strcmp(flag, "--rng")) {
+            rng_name = value;
         } else if (!strcmp(flag, "--guidance")) {
             char *end = NULL;
             params.guidance_scale = strtof(value, &end);
@@ -111,7 +115,7 @@ int main(int argc, char **argv) {
             if (!parse_u64(flag, value, 65535, &number)) return 2;
             params.height = (uint32_t)number;
         } else if (!strcmp(flag, "--seed")) {
-            if (!parse_u64(flag, value, 4294967295ULL, &number)) return 2;
+            if (!parse_u64(flag, value, 18446744073709551615ULL, &number)) return 2;
             params.seed = number;
         } else {
             fprintf(stderr, "txt2img: unknown option %s\n", flag);
@@ -123,6 +127,10 @@ int main(int argc, char **argv) {
     if (scheduler_name) {
         sdrt_status status = sdrt_scheduler_from_name(scheduler_name, &params.scheduler);
         if (status != SDRT_STATUS_OK) return fail("--scheduler", status);
+    }
+    if (rng_name) {
+        sdrt_status status = sdrt_rng_from_name(rng_name, &params.rng);
+        if (status != SDRT_STATUS_OK) return fail("--rng", status);
     }
     if (!quiet) params.progress_callback = show_progress;
 

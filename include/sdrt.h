@@ -26,6 +26,20 @@
 #define SDRT_VERSION_NUMBER (SDRT_VERSION_MAJOR * 10000 + SDRT_VERSION_MINOR * 100 + SDRT_VERSION_PATCH)
 
 
+#define SQRTHF (float)0.707106781186547524
+
+#define LOG_Q1 (float)-2.12194440e-4
+
+#define LOG_Q2 (float)0.693359375
+
+#define MINUS_DP1 (float)-0.78515625
+
+#define MINUS_DP2 (float)-2.4187564849853515625e-4
+
+#define MINUS_DP3 (float)-3.77489497744594108e-8
+
+#define FOPI (float)1.27323954473516
+
 /**
  * How betas are laid out over the training timesteps.
  */
@@ -146,6 +160,11 @@ typedef int32_t sdrt_scheduler;
 typedef bool (*sdrt_progress_callback)(void *user_data, uint32_t step, uint32_t total_steps);
 
 /**
+ * Random number generators a seed can follow (`sdrt_generate_params.rng`). Values are pinned.
+ */
+typedef int32_t sdrt_rng;
+
+/**
  * Parameters of one generation. Fill with `sdrt_generate_params_init`; strings are copied
  * during the call.
  */
@@ -193,6 +212,10 @@ typedef struct sdrt_generate_params {
    */
   sdrt_progress_callback progress_callback;
   void *progress_user_data;
+  /**
+   * One of `SDRT_RNG_*` (default `SDRT_RNG_NUMPY`).
+   */
+  sdrt_rng rng;
 } sdrt_generate_params;
 
 #define SDRT_PROVIDER_CPU 0
@@ -232,6 +255,46 @@ typedef struct sdrt_generate_params {
  * EulerDiscreteScheduler.
  */
 #define SDRT_SCHEDULER_EULER 3
+
+/**
+ * DPMSolverMultistepScheduler, dpmsolver++ order 2 (DPM++ 2M), sigmas as the config says.
+ */
+#define SDRT_SCHEDULER_DPMPP_2M 4
+
+/**
+ * DPM++ 2M with Karras sigmas (`use_karras_sigmas` forced on).
+ */
+#define SDRT_SCHEDULER_DPMPP_2M_KARRAS 5
+
+/**
+ * LMSDiscreteScheduler (order 4).
+ */
+#define SDRT_SCHEDULER_LMS 6
+
+/**
+ * HeunDiscreteScheduler (two UNet evaluations per step).
+ */
+#define SDRT_SCHEDULER_HEUN 7
+
+/**
+ * EulerAncestralDiscreteScheduler; its noise comes from the chosen `sdrt_rng`.
+ */
+#define SDRT_SCHEDULER_EULER_ANCESTRAL 8
+
+/**
+ * DDPMScheduler; its noise comes from the chosen `sdrt_rng`.
+ */
+#define SDRT_SCHEDULER_DDPM 9
+
+/**
+ * `np.random.RandomState(seed)`, as diffusers' ONNX pipelines (default). Seeds 0 to 2^32-1.
+ */
+#define SDRT_RNG_NUMPY 0
+
+/**
+ * `torch.Generator("cpu").manual_seed(seed)`, as diffusers' PyTorch pipelines on a CPU.
+ */
+#define SDRT_RNG_TORCH 1
 
 #define SDRT_LOG_WARNING 2
 
@@ -294,6 +357,22 @@ typedef struct sdrt_generate_params {
  * A bug in sdrt was caught at the boundary; the handle involved should be freed.
  */
 #define SDRT_STATUS_PANIC 11
+
+#define LOG_P { (float)7.0376836292e-2, (float)-1.1514610310e-1, (float)1.1676998740e-1, (float)-1.2420140846e-1, (float)1.4249322787e-1, (float)-1.6668057665e-1, (float)2.0000714765e-1, (float)-2.4999993993e-1, (float)3.3333331174e-1, }
+
+#define SINCOF { (float)-1.9515295891e-4, (float)8.3321608736e-3, (float)-1.6666654611e-1, }
+
+#define COSCOF { (float)2.443315711809948e-005, (float)-1.388731625493765e-003, (float)4.166664568298827e-002, }
+
+
+
+
+
+
+
+
+
+
 
 
 
@@ -362,8 +441,17 @@ void sdrt_load_options_init(struct sdrt_load_options *options);
 void sdrt_generate_params_init(struct sdrt_generate_params *params);
 
 /**
- * Looks up a sampler by name: diffusers class names (`PNDMScheduler`, `DDIMScheduler`,
- * `EulerDiscreteScheduler`) or short names (`pndm`, `plms`, `ddim`, `euler`), any case.
+ * Looks up a random number generator by name (`numpy` or `torch`, any case). On success
+ * writes the `SDRT_RNG_*` value to `*out`.
+ */
+sdrt_status sdrt_rng_from_name(const char *name, sdrt_rng *out);
+
+/**
+ * Looks up a sampler by name, any case: diffusers class names (`PNDMScheduler`,
+ * `DDIMScheduler`, `EulerDiscreteScheduler`, `DPMSolverMultistepScheduler`,
+ * `LMSDiscreteScheduler`, `HeunDiscreteScheduler`, `EulerAncestralDiscreteScheduler`,
+ * `DDPMScheduler`) or short names (`pndm`, `plms`, `ddim`, `euler`, `dpmpp_2m`,
+ * `dpmpp_2m_karras`, `lms`, `heun`, `euler_a`, `ddpm`, and the A1111 `k_*` spellings).
  * On success writes the `SDRT_SCHEDULER_*` value to `*out`.
  */
 sdrt_status sdrt_scheduler_from_name(const char *name, sdrt_scheduler *out);

@@ -18,5 +18,6 @@ pub mod tokenizer;
 pub use error::{Error, Result};
 pub use image::Image;
 pub use pipeline::{CancelHandle, FloatImage, GenerateParams, LoadOptions, Pipeline, StepProgress, Timings};
+pub use rng::RngKind;
 pub use runtime::{ExecutionProvider, ProviderPolicy, RuntimeOptions};
 pub use scheduler::SchedulerKind;

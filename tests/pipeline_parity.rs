@@ -5,9 +5,10 @@
 mod common;
 
 use common::{floats, load_options, read_json, tiny_model};
+use sdrt::rng::TorchCpuRng;
 use sdrt::rng::{NormalRng, NumpyRng};
 use sdrt::tokenizer::ClipTokenizer;
-use sdrt::{GenerateParams, Pipeline, SchedulerKind};
+use sdrt::{GenerateParams, Pipeline, RngKind, SchedulerKind};
 use serde_json::Value;
 
 const CASES: &[&str] = &["pndm", "ddim", "euler", "ddim_no_guidance", "pndm_wide"];
@@ -29,6 +30,7 @@ fn params_of(case: &Value) -> GenerateParams {
         steps: case["steps"].as_u64().unwrap() as u32,
         guidance_scale: case["guidance_scale"].as_f64().unwrap() as f32,
         seed: case["seed"].as_u64().unwrap(),
+        rng: RngKind::Numpy,
         scheduler: Some(SchedulerKind::from_name(case["scheduler"].as_str().unwrap()).unwrap()),
         initial_noise: None,
     }
@@ -160,4 +162,54 @@ fn cancel_ends_a_graph_call_that_is_already_running() {
     assert!(matches!(result, Err(sdrt::Error::Cancelled)), "{result:?}");
     // Waiting for the step to finish would take at least the whole UNet call.
     assert!(elapsed < unet * 3 / 4, "cancel took {elapsed:?}; one UNet call takes {unet:?}");
+}
+
+#[test]
+fn the_torch_generator_draws_the_initial_noise_when_chosen() {
+    let case = read_json("reference/pipeline_ddim.json");
+    let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
+    // A seed above 2^32: valid for torch's generator, refused by numpy's.
+    let seed = 1 << 40;
+    let mut params = GenerateParams { rng: RngKind::Torch, seed, ..params_of(&case) };
+    let (_, seeded) = run(&mut pipeline, &params);
+    params.rng = RngKind::Numpy;
+    assert!(matches!(pipeline.generate_float(&params, &mut |_| true), Err(sdrt::Error::InvalidArgument(_))));
+
+    let noise_len = floats(&case["noise"]["data"]).len();
+    params.rng = RngKind::Torch;
+    params.initial_noise = Some(TorchCpuRng::new(seed).randn(noise_len));
+    let (_, supplied) = run(&mut pipeline, &params);
+    assert_eq!(seeded, supplied, "torch-seeded noise must be torch.randn(shape, generator=manual_seed(seed))");
+    assert!(max_abs_diff(&seeded, &floats(&case["image"]["data"])) > 1e-2, "and differ from numpy's draw");
+}
+
+#[test]
+fn every_sampler_runs_end_to_end_and_is_reproducible() {
+    let case = read_json("reference/pipeline_ddim.json");
+    let mut pipeline = Pipeline::load_dir(tiny_model("optimum"), &load_options()).unwrap();
+    let mut images = Vec::new();
+    for kind in SchedulerKind::all() {
+        for rng in [RngKind::Numpy, RngKind::Torch] {
+            let params = GenerateParams { steps: 3, scheduler: Some(kind), rng, ..params_of(&case) };
+            let (steps, first) = run(&mut pipeline, &params);
+            let (_, second) = run(&mut pipeline, &params);
+            assert!(!steps.is_empty(), "{kind}");
+            assert_eq!(first, second, "{kind} with {rng:?}: same seed, same image");
+            assert!(first.iter().all(|v| v.is_finite()), "{kind}");
+            images.push((kind, rng, first));
+        }
+    }
+    // Different samplers give different images, except Euler ancestral and DDPM: both are
+    // DDIM with eta = 1, drawing the same noise stream at the same timesteps.
+    let same_method = |a: SchedulerKind, b: SchedulerKind| {
+        use SchedulerKind::{Ddpm, EulerAncestralDiscrete};
+        (a == EulerAncestralDiscrete && b == Ddpm) || (a == Ddpm && b == EulerAncestralDiscrete)
+    };
+    for (i, (ka, ra, a)) in images.iter().enumerate() {
+        for (kb, rb, b) in &images[i + 1..] {
+            if ka != kb && ra == rb && !same_method(*ka, *kb) {
+                assert!(max_abs_diff(a, b) > 1e-4, "{ka} and {kb} gave the same image");
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@ use std::mem::{offset_of, size_of};
 use super::strings::optional_str;
 use super::{boundary, sdrt_status, Failure};
 use crate::error::Error;
+use crate::rng::RngKind;
 use crate::runtime::{ExecutionProvider, ProviderPolicy, RuntimeOptions};
 use crate::scheduler::SchedulerKind;
 
@@ -35,6 +36,25 @@ pub const SDRT_SCHEDULER_PNDM: sdrt_scheduler = 1;
 pub const SDRT_SCHEDULER_DDIM: sdrt_scheduler = 2;
 /// EulerDiscreteScheduler.
 pub const SDRT_SCHEDULER_EULER: sdrt_scheduler = 3;
+/// DPMSolverMultistepScheduler, dpmsolver++ order 2 (DPM++ 2M), sigmas as the config says.
+pub const SDRT_SCHEDULER_DPMPP_2M: sdrt_scheduler = 4;
+/// DPM++ 2M with Karras sigmas (`use_karras_sigmas` forced on).
+pub const SDRT_SCHEDULER_DPMPP_2M_KARRAS: sdrt_scheduler = 5;
+/// LMSDiscreteScheduler (order 4).
+pub const SDRT_SCHEDULER_LMS: sdrt_scheduler = 6;
+/// HeunDiscreteScheduler (two UNet evaluations per step).
+pub const SDRT_SCHEDULER_HEUN: sdrt_scheduler = 7;
+/// EulerAncestralDiscreteScheduler; its noise comes from the chosen `sdrt_rng`.
+pub const SDRT_SCHEDULER_EULER_ANCESTRAL: sdrt_scheduler = 8;
+/// DDPMScheduler; its noise comes from the chosen `sdrt_rng`.
+pub const SDRT_SCHEDULER_DDPM: sdrt_scheduler = 9;
+
+/// Random number generators a seed can follow (`sdrt_generate_params.rng`). Values are pinned.
+pub type sdrt_rng = i32;
+/// `np.random.RandomState(seed)`, as diffusers' ONNX pipelines (default). Seeds 0 to 2^32-1.
+pub const SDRT_RNG_NUMPY: sdrt_rng = 0;
+/// `torch.Generator("cpu").manual_seed(seed)`, as diffusers' PyTorch pipelines on a CPU.
+pub const SDRT_RNG_TORCH: sdrt_rng = 1;
 
 /// Log levels passed to `sdrt_log_callback`.
 pub type sdrt_log_level = i32;
@@ -110,6 +130,8 @@ pub struct sdrt_generate_params {
     /// Optional progress callback and the pointer passed back to it.
     pub progress_callback: sdrt_progress_callback,
     pub progress_user_data: *mut c_void,
+    /// One of `SDRT_RNG_*` (default `SDRT_RNG_NUMPY`).
+    pub rng: sdrt_rng,
 }
 
 /// Fills `options` with the defaults (CPU, fall back to CPU, all graph optimizations).
@@ -151,12 +173,43 @@ pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_pa
             initial_noise_len: 0,
             progress_callback: None,
             progress_user_data: std::ptr::null_mut(),
+            rng: SDRT_RNG_NUMPY,
         };
     }
 }
 
-/// Looks up a sampler by name: diffusers class names (`PNDMScheduler`, `DDIMScheduler`,
-/// `EulerDiscreteScheduler`) or short names (`pndm`, `plms`, `ddim`, `euler`), any case.
+/// Looks up a random number generator by name (`numpy` or `torch`, any case). On success
+/// writes the `SDRT_RNG_*` value to `*out`.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_rng_from_name(name: *const c_char, out: *mut sdrt_rng) -> sdrt_status {
+    boundary(|| {
+        let name = unsafe { super::strings::required_str(name, "name") }?;
+        if out.is_null() {
+            return Err(Failure::Null("out"));
+        }
+        let code = match RngKind::from_name(name) {
+            Some(RngKind::Numpy) => SDRT_RNG_NUMPY,
+            Some(RngKind::Torch) => SDRT_RNG_TORCH,
+            None => return Err(Error::InvalidArgument(format!("unknown random number generator {name:?}")).into()),
+        };
+        unsafe { *out = code };
+        Ok(())
+    })
+}
+
+pub(crate) fn rng_kind(code: sdrt_rng) -> Result<RngKind, Failure> {
+    match code {
+        SDRT_RNG_NUMPY => Ok(RngKind::Numpy),
+        SDRT_RNG_TORCH => Ok(RngKind::Torch),
+        other => Err(Error::InvalidArgument(format!("unknown random number generator {other}")).into()),
+    }
+}
+
+/// Looks up a sampler by name, any case: diffusers class names (`PNDMScheduler`,
+/// `DDIMScheduler`, `EulerDiscreteScheduler`, `DPMSolverMultistepScheduler`,
+/// `LMSDiscreteScheduler`, `HeunDiscreteScheduler`, `EulerAncestralDiscreteScheduler`,
+/// `DDPMScheduler`) or short names (`pndm`, `plms`, `ddim`, `euler`, `dpmpp_2m`,
+/// `dpmpp_2m_karras`, `lms`, `heun`, `euler_a`, `ddpm`, and the A1111 `k_*` spellings).
 /// On success writes the `SDRT_SCHEDULER_*` value to `*out`.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_scheduler_from_name(name: *const c_char, out: *mut sdrt_scheduler) -> sdrt_status {
@@ -185,6 +238,12 @@ const SCHEDULERS: &[(sdrt_scheduler, SchedulerKind, &CStr)] = &[
     (SDRT_SCHEDULER_PNDM, SchedulerKind::Pndm, c"PNDMScheduler"),
     (SDRT_SCHEDULER_DDIM, SchedulerKind::Ddim, c"DDIMScheduler"),
     (SDRT_SCHEDULER_EULER, SchedulerKind::EulerDiscrete, c"EulerDiscreteScheduler"),
+    (SDRT_SCHEDULER_DPMPP_2M, SchedulerKind::DpmSolverMultistep, c"DPMSolverMultistepScheduler"),
+    (SDRT_SCHEDULER_DPMPP_2M_KARRAS, SchedulerKind::DpmSolverMultistepKarras, c"DPMSolverMultistepScheduler"),
+    (SDRT_SCHEDULER_LMS, SchedulerKind::LmsDiscrete, c"LMSDiscreteScheduler"),
+    (SDRT_SCHEDULER_HEUN, SchedulerKind::HeunDiscrete, c"HeunDiscreteScheduler"),
+    (SDRT_SCHEDULER_EULER_ANCESTRAL, SchedulerKind::EulerAncestralDiscrete, c"EulerAncestralDiscreteScheduler"),
+    (SDRT_SCHEDULER_DDPM, SchedulerKind::Ddpm, c"DDPMScheduler"),
 ];
 
 pub(crate) fn scheduler_kind(code: sdrt_scheduler) -> Option<SchedulerKind> {

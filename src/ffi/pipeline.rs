@@ -200,6 +200,7 @@ fn to_generate_params(c: &sdrt_generate_params) -> Result<GenerateParams, Failur
         steps: c.steps,
         guidance_scale: c.guidance_scale,
         seed: c.seed,
+        rng: rng_kind(c.rng)?,
         scheduler,
         initial_noise,
     })

@@ -15,7 +15,6 @@ use crate::error::{Error, Result};
 use crate::guidance;
 use crate::image::Image;
 use crate::model::{ModelInfo, ModelSource};
-use crate::rng::{NormalRng, NumpyRng};
 use crate::runtime::{Interrupt, OnnxModel};
 use crate::scheduler::{self, SchedulerKind};
 use crate::tokenizer::ClipTokenizer;
@@ -204,7 +203,7 @@ impl Pipeline {
         let kind = params.scheduler.unwrap_or(self.default_scheduler);
         let steps = usize::try_from(params.steps).unwrap_or(usize::MAX);
         let mut scheduler = scheduler::create(kind, &self.info.scheduler_config, steps)?;
-        let mut rng = self.make_rng(params)?;
+        let mut rng = params.rng.seeded(params.seed)?;
 
         let mut latents = match &params.initial_noise {
             Some(noise) if noise.len() != latent_len => {
@@ -278,13 +277,6 @@ impl Pipeline {
             return Err(Error::InvalidArgument("guidance scale must be a finite number".into()));
         }
         Ok((width, height))
-    }
-
-    fn make_rng(&self, params: &GenerateParams) -> Result<Box<dyn NormalRng>> {
-        let seed = u32::try_from(params.seed).map_err(|_| {
-            Error::InvalidArgument(format!("seed {} is too large for the numpy generator (max 2^32-1)", params.seed))
-        })?;
-        Ok(Box::new(NumpyRng::new(seed)))
     }
 
     fn check_cancelled(&self) -> Result<()> {

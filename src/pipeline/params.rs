@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::rng::RngKind;
 use crate::runtime::{Interrupt, RuntimeOptions};
 use crate::scheduler::SchedulerKind;
 
@@ -38,8 +39,10 @@ pub struct GenerateParams {
     pub steps: u32,
     /// Classifier-free guidance scale; 1 or less runs no unconditional pass.
     pub guidance_scale: f32,
-    /// Seed of the numpy-compatible generator (`np.random.RandomState(seed)`): 0 to 2^32-1.
+    /// Seed of the generator `rng` names (numpy: 0 to 2^32-1).
     pub seed: u64,
+    /// Which reference generator the seed follows (default numpy, as diffusers' ONNX pipelines).
+    pub rng: RngKind,
     /// Sampler; `None` takes the model's scheduler_config.json.
     pub scheduler: Option<SchedulerKind>,
     /// Initial noise (N(0,1), [4, height/8, width/8]) instead of drawing it from the seed.
@@ -56,6 +59,7 @@ impl Default for GenerateParams {
             steps: 25,
             guidance_scale: 7.5,
             seed: 0,
+            rng: RngKind::Numpy,
             scheduler: None,
             initial_noise: None,
         }

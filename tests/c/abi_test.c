@@ -60,6 +60,9 @@ static void test_error_paths(void) {
     CHECK(sdrt_scheduler_from_name("EulerDiscreteScheduler", &scheduler) == SDRT_STATUS_OK);
     CHECK(scheduler == SDRT_SCHEDULER_EULER);
     CHECK(strcmp(sdrt_scheduler_name(SDRT_SCHEDULER_DDIM), "DDIMScheduler") == 0);
+    sdrt_rng rng = -1;
+    CHECK(sdrt_rng_from_name("mersenne", &rng) == SDRT_STATUS_INVALID_ARGUMENT && rng == -1);
+    CHECK(sdrt_rng_from_name("Torch", &rng) == SDRT_STATUS_OK && rng == SDRT_RNG_TORCH);
     CHECK(sdrt_scheduler_name(999) == NULL);
 
     CHECK(sdrt_pipeline_generate(NULL, NULL, NULL) == SDRT_STATUS_NULL_POINTER);
