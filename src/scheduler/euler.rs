@@ -6,7 +6,7 @@ use super::schedule::{
     check_step_count, exponential_sigmas, karras_sigmas, log_sigmas, numpy_interp, sigma_to_t, spaced_timesteps,
     torch_linspace_f32, NoiseSchedule,
 };
-use super::{check_step, Scheduler};
+use super::{check_step, schedule, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -188,11 +188,7 @@ impl Scheduler for EulerDiscreteScheduler {
     }
 
     fn scale_model_input(&self, sample: &mut [f32], step_index: usize) {
-        // Out-of-range indices leave the input unscaled; `step` reports them.
-        if let Some(&sigma) = self.sigmas.get(step_index) {
-            let scale = (sigma * sigma + 1.0).sqrt();
-            sample.iter_mut().for_each(|x| *x /= scale);
-        }
+        schedule::scale_by_sigma(sample, &self.sigmas, step_index);
     }
 
     fn step(

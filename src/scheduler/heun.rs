@@ -9,7 +9,7 @@
 
 use super::config::{invalid, BetaSchedule, ClassDefaults, PredictionType, SchedulerConfig, COMMON_DEFAULTS};
 use super::euler::EulerDiscreteScheduler;
-use super::{check_step, Scheduler};
+use super::{check_step, schedule, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -87,10 +87,7 @@ impl Scheduler for HeunDiscreteScheduler {
     }
 
     fn scale_model_input(&self, sample: &mut [f32], step_index: usize) {
-        if let Some(&sigma) = self.sigmas.get(step_index) {
-            let scale = (sigma * sigma + 1.0).sqrt();
-            sample.iter_mut().for_each(|x| *x /= scale);
-        }
+        schedule::scale_by_sigma(sample, &self.sigmas, step_index);
     }
 
     fn step(
