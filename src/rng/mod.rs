@@ -5,6 +5,7 @@
 //! here mirrors one reference exactly; [`NumpyRng`] is the one the diffusers ONNX pipeline
 //! uses (`np.random.RandomState(seed).randn(...)`).
 
+mod mt19937;
 mod numpy;
 mod torch;
 

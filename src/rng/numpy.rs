@@ -6,52 +6,32 @@
 //! `RandomState(seed).randn(*shape).astype(np.float32)` is reproduced bit for bit: the
 //! normals are computed in f64 exactly as numpy does, then rounded to f32.
 
+use super::mt19937::Mt19937;
 use super::NormalRng;
-
-const N: usize = 624;
-const M: usize = 397;
-const MATRIX_A: u32 = 0x9908_b0df;
-const UPPER_MASK: u32 = 0x8000_0000;
-const LOWER_MASK: u32 = 0x7fff_ffff;
 
 /// `np.random.RandomState(seed)`: the generator the diffusers ONNX pipeline draws latents from.
 #[derive(Clone)]
 pub struct NumpyRng {
-    state: [u32; N],
-    pos: usize,
+    mt: Mt19937,
     /// The second value of the last polar-method pair, returned by the next normal draw.
     cached_gauss: Option<f64>,
 }
 
 impl std::fmt::Debug for NumpyRng {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NumpyRng").field("pos", &self.pos).field("cached_gauss", &self.cached_gauss).finish()
+        f.debug_struct("NumpyRng").field("pos", &self.mt.position()).field("cached_gauss", &self.cached_gauss).finish()
     }
 }
 
 impl NumpyRng {
     /// Same state as `np.random.RandomState(seed)` for an integer seed (MT19937 `init_genrand`).
     pub fn new(seed: u32) -> Self {
-        let mut state = [0u32; N];
-        state[0] = seed;
-        for i in 1..N {
-            let prev = state[i - 1];
-            state[i] = 1_812_433_253u32.wrapping_mul(prev ^ (prev >> 30)).wrapping_add(i as u32);
-        }
-        NumpyRng { state, pos: N, cached_gauss: None }
+        NumpyRng { mt: Mt19937::new(seed), cached_gauss: None }
     }
 
     /// The next raw 32-bit MT19937 output (`RandomState.randint(0, 2**32, dtype=np.uint32)`).
     pub fn next_u32(&mut self) -> u32 {
-        if self.pos >= N {
-            self.regenerate();
-        }
-        let mut y = self.state[self.pos];
-        self.pos += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
+        self.mt.next_u32()
     }
 
     /// A uniform double in [0, 1) with 53 random bits (`RandomState.random_sample()`).
@@ -77,22 +57,6 @@ impl NumpyRng {
                 return f * x2;
             }
         }
-    }
-
-    fn regenerate(&mut self) {
-        let mt = &mut self.state;
-        let twist = |upper: u32, lower: u32, far: u32| {
-            let y = (upper & UPPER_MASK) | (lower & LOWER_MASK);
-            far ^ (y >> 1) ^ if y & 1 != 0 { MATRIX_A } else { 0 }
-        };
-        for i in 0..N - M {
-            mt[i] = twist(mt[i], mt[i + 1], mt[i + M]);
-        }
-        for i in N - M..N - 1 {
-            mt[i] = twist(mt[i], mt[i + 1], mt[i + M - N]);
-        }
-        mt[N - 1] = twist(mt[N - 1], mt[0], mt[M - 1]);
-        self.pos = 0;
     }
 }
 

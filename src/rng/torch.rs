@@ -28,13 +28,8 @@
 //! libm (`log1p`, `sin`, `cos` in f64; `logf`, `sinf`, `cosf` in f32) as torch does; they
 //! match wherever sdrt and torch use the same libm (checked on Linux/glibc).
 
+use super::mt19937::Mt19937;
 use super::NormalRng;
-
-const N: usize = 624;
-const M: usize = 397;
-const MATRIX_A: u32 = 0x9908_b0df;
-const UPPER_MASK: u32 = 0x8000_0000;
-const LOWER_MASK: u32 = 0x7fff_ffff;
 
 /// Which of torch's vectorised `normal_fill` transforms to reproduce (tensors of 16+ elements).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -59,9 +54,7 @@ pub enum TorchKernel {
 /// an ancestral sampler's noise.
 #[derive(Clone)]
 pub struct TorchCpuRng {
-    state: [u32; N],
-    /// Index of the next state word to temper; `N` means the state must be regenerated.
-    pos: usize,
+    mt: Mt19937,
     /// `CPUGeneratorImpl::next_double_normal_sample`: the cached `r sin(theta)`.
     next_double_normal: Option<f64>,
     kernel: TorchKernel,
@@ -72,7 +65,7 @@ impl std::fmt::Debug for TorchCpuRng {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TorchCpuRng")
             .field("seed", &self.seed)
-            .field("pos", &self.pos)
+            .field("pos", &self.mt.position())
             .field("next_double_normal", &self.next_double_normal)
             .field("kernel", &self.kernel)
             .finish()
@@ -87,13 +80,8 @@ impl TorchCpuRng {
 
     /// Like [`TorchCpuRng::new`], reproducing the given torch CPU kernel for draws of 16+.
     pub fn with_kernel(seed: u64, kernel: TorchKernel) -> Self {
-        let mut state = [0u32; N];
-        state[0] = seed as u32; // at::mt19937 keeps only the low 32 bits
-        for i in 1..N {
-            let prev = state[i - 1];
-            state[i] = 1_812_433_253u32.wrapping_mul(prev ^ (prev >> 30)).wrapping_add(i as u32);
-        }
-        TorchCpuRng { state, pos: N, next_double_normal: None, kernel, seed }
+        // at::mt19937 keeps only the low 32 bits of the seed.
+        TorchCpuRng { mt: Mt19937::new(seed as u32), next_double_normal: None, kernel, seed }
     }
 
     /// The seed given at construction (`g.initial_seed()`).
@@ -108,15 +96,7 @@ impl TorchCpuRng {
 
     /// `CPUGeneratorImpl::random()`: the next tempered MT19937 word.
     pub fn next_u32(&mut self) -> u32 {
-        if self.pos >= N {
-            self.regenerate();
-        }
-        let mut y = self.state[self.pos];
-        self.pos += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
+        self.mt.next_u32()
     }
 
     /// `CPUGeneratorImpl::random64()`: two words, the first one high.
@@ -156,16 +136,6 @@ impl TorchCpuRng {
         let mut out = vec![0.0f32; len];
         self.fill_standard_normal(&mut out);
         out
-    }
-
-    fn regenerate(&mut self) {
-        let s = &mut self.state;
-        for i in 0..N {
-            let y = (s[i] & UPPER_MASK) | (s[(i + 1) % N] & LOWER_MASK);
-            let mag = if y & 1 == 1 { MATRIX_A } else { 0 };
-            s[i] = s[(i + M) % N] ^ (y >> 1) ^ mag;
-        }
-        self.pos = 0;
     }
 
     /// `normal_fill`: the path for 16 or more elements.
