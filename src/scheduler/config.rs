@@ -63,7 +63,39 @@ pub struct SchedulerConfig {
     pub lambda_min_clipped: Option<f64>,
 }
 
+/// How the inference sigmas are spaced between sigma_max and sigma_min.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigmaSpacing {
+    /// Interpolated from the training schedule at the chosen timesteps.
+    Schedule,
+    /// `use_karras_sigmas`: Karras et al.'s rho = 7 spacing.
+    Karras,
+    /// `use_exponential_sigmas`: evenly spaced in log sigma.
+    Exponential,
+}
+
 impl SchedulerConfig {
+    /// `use_karras_sigmas` / `use_exponential_sigmas` (at most one may be set);
+    /// `force_karras` turns Karras on whatever the config says.
+    pub fn sigma_spacing(&self, force_karras: bool) -> Result<SigmaSpacing> {
+        let karras = force_karras || self.use_karras_sigmas.unwrap_or(false);
+        match (karras, self.use_exponential_sigmas.unwrap_or(false)) {
+            (true, true) => Err(invalid("only one of use_karras_sigmas and use_exponential_sigmas can be set")),
+            (true, false) => Ok(SigmaSpacing::Karras),
+            (false, true) => Ok(SigmaSpacing::Exponential),
+            (false, false) => Ok(SigmaSpacing::Schedule),
+        }
+    }
+
+    /// `final_sigmas_type`: true for "zero" (the default), false for "sigma_min".
+    pub fn final_sigma_is_zero(&self) -> Result<bool> {
+        match self.final_sigmas_type.as_deref().unwrap_or("zero") {
+            "zero" => Ok(true),
+            "sigma_min" => Ok(false),
+            other => Err(invalid(format!("unsupported final_sigmas_type {other:?}"))),
+        }
+    }
+
     /// Parses `scheduler_config.json`. Unknown keys are ignored; `null` means "not set".
     pub fn from_json(text: &str) -> Result<Self> {
         let error = |e: serde_json::Error| invalid(format!("scheduler config: {e}"));

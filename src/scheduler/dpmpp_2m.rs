@@ -7,7 +7,9 @@
 //! first-order (DDIM-like) step or a second-order step that also uses the previous x0.
 //! Scalars are float32 0-dim tensors in diffusers, computed here in f32 in the same order.
 
-use super::config::{invalid, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
+use super::config::{
+    invalid, ClassDefaults, PredictionType, SchedulerConfig, SigmaSpacing, TimestepSpacing, COMMON_DEFAULTS,
+};
 use super::schedule::{
     check_step_count, check_trailing_count, exponential_sigmas, karras_sigmas, log_sigmas, numpy_interp,
     numpy_linspace, sigma_to_t, spaced_timesteps, NoiseSchedule,
@@ -84,16 +86,8 @@ impl DpmSolverMultistepScheduler {
         if let Some(v) = config.lambda_min_clipped {
             return Err(invalid(format!("lambda_min_clipped {v} is not supported (only the default, -inf)")));
         }
-        let karras = force_karras || config.use_karras_sigmas.unwrap_or(false);
-        let exponential = config.use_exponential_sigmas.unwrap_or(false);
-        if karras && exponential {
-            return Err(invalid("only one of use_karras_sigmas and use_exponential_sigmas can be set"));
-        }
-        let final_zero = match config.final_sigmas_type.as_deref().unwrap_or("zero") {
-            "zero" => true,
-            "sigma_min" => false,
-            other => return Err(invalid(format!("unsupported final_sigmas_type {other:?}"))),
-        };
+        let spacing = config.sigma_spacing(force_karras)?;
+        let final_zero = config.final_sigma_is_zero()?;
         let lower_order_final = config.lower_order_final.unwrap_or(true);
         let euler_at_final = config.euler_at_final.unwrap_or(false);
         let first_order_final = euler_at_final || (lower_order_final && n < 15) || final_zero;
@@ -127,17 +121,18 @@ impl DpmSolverMultistepScheduler {
         };
 
         let train_sigmas = schedule.sigmas();
-        let mut sigmas: Vec<f64> = if karras || exponential {
+        let mut sigmas: Vec<f64> = if spacing != SigmaSpacing::Schedule {
             // The training sigmas flipped: [0] is the largest.
             let sigma_min = config.sigma_min.unwrap_or(train_sigmas[0] as f64);
             let sigma_max = config.sigma_max.unwrap_or(train_sigmas[train_sigmas.len() - 1] as f64);
-            let sigmas = if karras {
+            let sigmas = if spacing == SigmaSpacing::Karras {
                 karras_sigmas(sigma_min, sigma_max, n)
             } else {
                 exponential_sigmas(sigma_min, sigma_max, n)
             };
             let logs = log_sigmas(&train_sigmas);
-            let round = karras && config.schedule(d)? != super::config::BetaSchedule::SquaredCosCapV2;
+            let round =
+                spacing == SigmaSpacing::Karras && config.schedule(d)? != super::config::BetaSchedule::SquaredCosCapV2;
             // astype(np.int64) truncates whatever was not rounded.
             timesteps = sigmas
                 .iter()

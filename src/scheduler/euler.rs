@@ -1,7 +1,9 @@
 //! Euler's method on the probability-flow ODE in k-diffusion's sigma parametrisation:
 //! diffusers' `EulerDiscreteScheduler` (no churn, as pipelines call it).
 
-use super::config::{invalid, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
+use super::config::{
+    invalid, ClassDefaults, PredictionType, SchedulerConfig, SigmaSpacing, TimestepSpacing, COMMON_DEFAULTS,
+};
 use super::schedule::{
     check_step_count, exponential_sigmas, karras_sigmas, log_sigmas, numpy_interp, sigma_to_t, spaced_timesteps,
     torch_linspace_f32, NoiseSchedule,
@@ -26,9 +28,9 @@ pub struct EulerDiscreteScheduler {
 
 /// Where the sigmas come from once the timesteps are spaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SigmaSpacing {
+enum Interpolation {
     /// The training sigma at each timestep (`interpolation_type` linear).
-    Interpolated,
+    Linear,
     /// `interpolation_type` log_linear.
     LogLinear,
 }
@@ -43,23 +45,15 @@ impl EulerDiscreteScheduler {
             _ => config.prediction(d)?,
         };
         let interpolation = match config.interpolation_type.as_deref().unwrap_or("linear") {
-            "linear" => SigmaSpacing::Interpolated,
-            "log_linear" => SigmaSpacing::LogLinear,
+            "linear" => Interpolation::Linear,
+            "log_linear" => Interpolation::LogLinear,
             other => return Err(invalid(format!("unsupported interpolation_type {other:?}"))),
         };
-        let karras = config.use_karras_sigmas.unwrap_or(false);
-        let exponential = config.use_exponential_sigmas.unwrap_or(false);
         if config.use_beta_sigmas.unwrap_or(false) {
             return Err(invalid("use_beta_sigmas is not supported"));
         }
-        if karras && exponential {
-            return Err(invalid("only one of use_karras_sigmas and use_exponential_sigmas can be set"));
-        }
-        let sigma_min_last = match config.final_sigmas_type.as_deref().unwrap_or("zero") {
-            "zero" => false,
-            "sigma_min" => true,
-            other => return Err(invalid(format!("unsupported final_sigmas_type {other:?}"))),
-        };
+        let sigma_spacing = config.sigma_spacing(false)?;
+        let sigma_min_last = !config.final_sigma_is_zero()?;
         let continuous = match config.timestep_type.as_deref().unwrap_or("discrete") {
             "discrete" => false,
             "continuous" => true,
@@ -87,11 +81,11 @@ impl EulerDiscreteScheduler {
 
         let train_sigmas = schedule.sigmas();
         let mut sigmas: Vec<f64> = match interpolation {
-            SigmaSpacing::Interpolated => {
+            Interpolation::Linear => {
                 let fp: Vec<f64> = train_sigmas.iter().map(|&s| s as f64).collect();
                 timesteps_f64.iter().map(|&t| numpy_interp(t, &fp)).collect()
             }
-            SigmaSpacing::LogLinear => {
+            Interpolation::LogLinear => {
                 let (first, last) = (train_sigmas[0], train_sigmas[train_sigmas.len() - 1]);
                 let (lo, hi) = ((first as f64).ln() as f32, (last as f64).ln() as f32);
                 torch_linspace_f32(hi as f64, lo as f64, num_inference_steps + 1)
@@ -100,10 +94,10 @@ impl EulerDiscreteScheduler {
                     .collect()
             }
         };
-        if karras || exponential {
+        if sigma_spacing != SigmaSpacing::Schedule {
             let sigma_min = config.sigma_min.unwrap_or(sigmas[sigmas.len() - 1]);
             let sigma_max = config.sigma_max.unwrap_or(sigmas[0]);
-            sigmas = if karras {
+            sigmas = if sigma_spacing == SigmaSpacing::Karras {
                 karras_sigmas(sigma_min, sigma_max, num_inference_steps)
             } else {
                 exponential_sigmas(sigma_min, sigma_max, num_inference_steps)

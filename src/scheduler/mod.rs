@@ -26,7 +26,9 @@ mod lms;
 mod pndm;
 pub mod schedule;
 
-pub use config::{BetaSchedule, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
+pub use config::{
+    BetaSchedule, ClassDefaults, PredictionType, SchedulerConfig, SigmaSpacing, TimestepSpacing, COMMON_DEFAULTS,
+};
 pub use ddim::{DdimScheduler, DDIM_DEFAULTS};
 pub use ddpm::{DdpmScheduler, DDPM_DEFAULTS};
 pub use dpmpp_2m::{DpmSolverMultistepScheduler, DPM_SOLVER_DEFAULTS};
