@@ -25,7 +25,8 @@ static void usage(FILE *to) {
             "  --seed N                seed (default 0; numpy: 0..4294967295)\n"
             "  --rng NAME              numpy (diffusers ONNX, default) or torch (diffusers on CPU)\n"
             "  --scheduler NAME        pndm, ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, lms,\n"
-            "                          heun, ddpm or a diffusers class name\n"
+            "                          heun, ddpm or a diffusers class name; add _karras or\n"
+            "                          _exponential for that sigma spacing (euler_karras)\n"
             "                          (default: the model's scheduler_config.json)\n"
             "  --output PATH           PNG to write (default txt2img.png)\n"
             "  --quiet                 no progress bar\n");
@@ -125,7 +126,7 @@ int main(int argc, char **argv) {
     }
 
     if (scheduler_name) {
-        sdrt_status status = sdrt_scheduler_from_name(scheduler_name, &params.scheduler);
+        sdrt_status status = sdrt_sampler_from_name(scheduler_name, &params.scheduler, &params.sigma_schedule);
         if (status != SDRT_STATUS_OK) return fail("--scheduler", status);
     }
     if (rng_name) {

@@ -165,6 +165,11 @@ typedef bool (*sdrt_progress_callback)(void *user_data, uint32_t step, uint32_t 
 typedef int32_t sdrt_rng;
 
 /**
+ * Sigma spacing of samplers that have one (`sdrt_generate_params.sigma_schedule`). Values are pinned.
+ */
+typedef int32_t sdrt_sigma_schedule;
+
+/**
  * Parameters of one generation. Fill with `sdrt_generate_params_init`; strings are copied
  * during the call.
  */
@@ -216,6 +221,11 @@ typedef struct sdrt_generate_params {
    * One of `SDRT_RNG_*` (default `SDRT_RNG_NUMPY`).
    */
   sdrt_rng rng;
+  /**
+   * One of `SDRT_SIGMAS_*` (default `SDRT_SIGMAS_DEFAULT`). Karras or exponential with a
+   * sampler that has no such option (PNDM, DDIM, DDPM, Euler ancestral) fails the call.
+   */
+  sdrt_sigma_schedule sigma_schedule;
 } sdrt_generate_params;
 
 #define SDRT_PROVIDER_CPU 0
@@ -285,6 +295,26 @@ typedef struct sdrt_generate_params {
  * DDPMScheduler; its noise comes from the chosen `sdrt_rng`.
  */
 #define SDRT_SCHEDULER_DDPM 9
+
+/**
+ * As the model's scheduler_config.json says (default).
+ */
+#define SDRT_SIGMAS_DEFAULT 0
+
+/**
+ * The training schedule's sigmas at the chosen timesteps (Karras and exponential off).
+ */
+#define SDRT_SIGMAS_TRAINING_SCHEDULE 1
+
+/**
+ * Karras et al.'s spacing (`use_karras_sigmas`; A1111's "Karras" samplers).
+ */
+#define SDRT_SIGMAS_KARRAS 2
+
+/**
+ * Evenly spaced in log sigma (`use_exponential_sigmas`).
+ */
+#define SDRT_SIGMAS_EXPONENTIAL 3
 
 /**
  * `np.random.RandomState(seed)`, as diffusers' ONNX pipelines (default). Seeds 0 to 2^32-1.
@@ -455,6 +485,15 @@ sdrt_status sdrt_rng_from_name(const char *name, sdrt_rng *out);
  * On success writes the `SDRT_SCHEDULER_*` value to `*out`.
  */
 sdrt_status sdrt_scheduler_from_name(const char *name, sdrt_scheduler *out);
+
+/**
+ * Looks up a sampler and its sigma spacing by name, any case: every name
+ * `sdrt_scheduler_from_name` takes, those names with a `_karras` / `_exponential` suffix
+ * (`euler_karras`, `DPM++ 2M Karras`, `lms-exponential`), and class names with diffusers'
+ * options (`DPMSolverMultistepScheduler(use_karras_sigmas=True)`). On success writes the
+ * `SDRT_SCHEDULER_*` value to `*out_scheduler` and the `SDRT_SIGMAS_*` value to `*out_sigmas`.
+ */
+sdrt_status sdrt_sampler_from_name(const char *name, sdrt_scheduler *out_scheduler, sdrt_sigma_schedule *out_sigmas);
 
 /**
  * The diffusers class name of a `SDRT_SCHEDULER_*` value, or NULL for an unknown value

@@ -197,3 +197,47 @@ fn header_version_macros_match_cargo() {
     let version = unsafe { std::ffi::CStr::from_ptr(sdrt_version()) }.to_str().unwrap();
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
 }
+
+#[test]
+fn sampler_names_and_sigma_schedules() {
+    let parse = |name: &str| {
+        let name = CString::new(name).unwrap();
+        let (mut scheduler, mut sigmas) = (-1, -1);
+        let status = unsafe { sdrt_sampler_from_name(name.as_ptr(), &mut scheduler, &mut sigmas) };
+        (status, scheduler, sigmas)
+    };
+    assert_eq!(parse("euler_karras"), (SDRT_STATUS_OK, SDRT_SCHEDULER_EULER, SDRT_SIGMAS_KARRAS));
+    assert_eq!(parse("DPM++ 2M Karras"), (SDRT_STATUS_OK, SDRT_SCHEDULER_DPMPP_2M_KARRAS, SDRT_SIGMAS_DEFAULT));
+    assert_eq!(
+        parse("LMSDiscreteScheduler(use_exponential_sigmas=True)"),
+        (SDRT_STATUS_OK, SDRT_SCHEDULER_LMS, SDRT_SIGMAS_EXPONENTIAL)
+    );
+    assert_eq!(parse("ddim"), (SDRT_STATUS_OK, SDRT_SCHEDULER_DDIM, SDRT_SIGMAS_DEFAULT));
+    // Refused names leave the out-params alone.
+    assert_eq!(parse("ddim_karras"), (SDRT_STATUS_INVALID_ARGUMENT, -1, -1));
+    assert!(last_error().contains("DDIMScheduler"), "{}", last_error());
+    let mut scheduler = 0;
+    let name = CString::new("euler").unwrap();
+    assert_eq!(
+        unsafe { sdrt_sampler_from_name(name.as_ptr(), &mut scheduler, ptr::null_mut()) },
+        SDRT_STATUS_NULL_POINTER
+    );
+
+    // The field reaches the sampler: Karras on DDIM is refused at generate time, and an
+    // unknown value too.
+    let pipeline = load(&tiny_model("diffusers")).unwrap();
+    let mut image = ptr::null_mut();
+    for (scheduler, sigmas, want) in [
+        (SDRT_SCHEDULER_DDIM, SDRT_SIGMAS_KARRAS, SDRT_STATUS_INVALID_ARGUMENT),
+        (SDRT_SCHEDULER_EULER, 99, SDRT_STATUS_INVALID_ARGUMENT),
+        (SDRT_SCHEDULER_EULER, SDRT_SIGMAS_EXPONENTIAL, SDRT_STATUS_OK),
+    ] {
+        let mut p = params();
+        p.steps = 2;
+        p.scheduler = scheduler;
+        p.sigma_schedule = sigmas;
+        assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, want, "{}", last_error());
+        unsafe { sdrt_image_free(image) };
+        image = ptr::null_mut();
+    }
+}

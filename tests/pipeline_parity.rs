@@ -32,7 +32,7 @@ fn params_of(case: &Value) -> GenerateParams {
         seed: case["seed"].as_u64().unwrap(),
         rng: RngKind::Numpy,
         scheduler: Some(SchedulerKind::from_name(case["scheduler"].as_str().unwrap()).unwrap()),
-        initial_noise: None,
+        ..GenerateParams::default()
     }
 }
 

@@ -10,7 +10,7 @@ use super::{boundary, sdrt_status, Failure};
 use crate::error::Error;
 use crate::rng::RngKind;
 use crate::runtime::{ExecutionProvider, ProviderPolicy, RuntimeOptions};
-use crate::scheduler::SchedulerKind;
+use crate::scheduler::{SamplerName, SchedulerKind, SigmaSpacing};
 
 /// Execution provider kinds (`sdrt_execution_provider.kind`). Values are pinned.
 pub type sdrt_provider_kind = i32;
@@ -48,6 +48,17 @@ pub const SDRT_SCHEDULER_HEUN: sdrt_scheduler = 7;
 pub const SDRT_SCHEDULER_EULER_ANCESTRAL: sdrt_scheduler = 8;
 /// DDPMScheduler; its noise comes from the chosen `sdrt_rng`.
 pub const SDRT_SCHEDULER_DDPM: sdrt_scheduler = 9;
+
+/// Sigma spacing of samplers that have one (`sdrt_generate_params.sigma_schedule`). Values are pinned.
+pub type sdrt_sigma_schedule = i32;
+/// As the model's scheduler_config.json says (default).
+pub const SDRT_SIGMAS_DEFAULT: sdrt_sigma_schedule = 0;
+/// The training schedule's sigmas at the chosen timesteps (Karras and exponential off).
+pub const SDRT_SIGMAS_TRAINING_SCHEDULE: sdrt_sigma_schedule = 1;
+/// Karras et al.'s spacing (`use_karras_sigmas`; A1111's "Karras" samplers).
+pub const SDRT_SIGMAS_KARRAS: sdrt_sigma_schedule = 2;
+/// Evenly spaced in log sigma (`use_exponential_sigmas`).
+pub const SDRT_SIGMAS_EXPONENTIAL: sdrt_sigma_schedule = 3;
 
 /// Random number generators a seed can follow (`sdrt_generate_params.rng`). Values are pinned.
 pub type sdrt_rng = i32;
@@ -132,6 +143,9 @@ pub struct sdrt_generate_params {
     pub progress_user_data: *mut c_void,
     /// One of `SDRT_RNG_*` (default `SDRT_RNG_NUMPY`).
     pub rng: sdrt_rng,
+    /// One of `SDRT_SIGMAS_*` (default `SDRT_SIGMAS_DEFAULT`). Karras or exponential with a
+    /// sampler that has no such option (PNDM, DDIM, DDPM, Euler ancestral) fails the call.
+    pub sigma_schedule: sdrt_sigma_schedule,
 }
 
 /// Fills `options` with the defaults (CPU, fall back to CPU, all graph optimizations).
@@ -174,6 +188,7 @@ pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_pa
             progress_callback: None,
             progress_user_data: std::ptr::null_mut(),
             rng: SDRT_RNG_NUMPY,
+            sigma_schedule: SDRT_SIGMAS_DEFAULT,
         };
     }
 }
@@ -224,6 +239,55 @@ pub unsafe extern "C" fn sdrt_scheduler_from_name(name: *const c_char, out: *mut
         unsafe { *out = code };
         Ok(())
     })
+}
+
+/// Looks up a sampler and its sigma spacing by name, any case: every name
+/// `sdrt_scheduler_from_name` takes, those names with a `_karras` / `_exponential` suffix
+/// (`euler_karras`, `DPM++ 2M Karras`, `lms-exponential`), and class names with diffusers'
+/// options (`DPMSolverMultistepScheduler(use_karras_sigmas=True)`). On success writes the
+/// `SDRT_SCHEDULER_*` value to `*out_scheduler` and the `SDRT_SIGMAS_*` value to `*out_sigmas`.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_sampler_from_name(
+    name: *const c_char,
+    out_scheduler: *mut sdrt_scheduler,
+    out_sigmas: *mut sdrt_sigma_schedule,
+) -> sdrt_status {
+    boundary(|| {
+        let name = unsafe { super::strings::required_str(name, "name") }?;
+        if out_scheduler.is_null() {
+            return Err(Failure::Null("out_scheduler"));
+        }
+        if out_sigmas.is_null() {
+            return Err(Failure::Null("out_sigmas"));
+        }
+        let sampler = SamplerName::parse(name)?;
+        let (scheduler, sigmas) = (scheduler_code(sampler.kind)?, sigma_schedule_code(sampler.sigmas));
+        unsafe {
+            *out_scheduler = scheduler;
+            *out_sigmas = sigmas;
+        }
+        Ok(())
+    })
+}
+
+/// Each pinned `SDRT_SIGMAS_*` value and the spacing it selects.
+const SIGMA_SCHEDULES: &[(sdrt_sigma_schedule, Option<SigmaSpacing>)] = &[
+    (SDRT_SIGMAS_DEFAULT, None),
+    (SDRT_SIGMAS_TRAINING_SCHEDULE, Some(SigmaSpacing::Schedule)),
+    (SDRT_SIGMAS_KARRAS, Some(SigmaSpacing::Karras)),
+    (SDRT_SIGMAS_EXPONENTIAL, Some(SigmaSpacing::Exponential)),
+];
+
+pub(crate) fn sigma_spacing(code: sdrt_sigma_schedule) -> Result<Option<SigmaSpacing>, Failure> {
+    SIGMA_SCHEDULES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, spacing)| *spacing)
+        .ok_or_else(|| Error::InvalidArgument(format!("unknown sigma schedule {code}")).into())
+}
+
+fn sigma_schedule_code(spacing: Option<SigmaSpacing>) -> sdrt_sigma_schedule {
+    SIGMA_SCHEDULES.iter().find(|(_, s)| *s == spacing).map_or(SDRT_SIGMAS_DEFAULT, |(code, _)| *code)
 }
 
 /// The diffusers class name of a `SDRT_SCHEDULER_*` value, or NULL for an unknown value

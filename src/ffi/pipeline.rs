@@ -202,6 +202,7 @@ fn to_generate_params(c: &sdrt_generate_params) -> Result<GenerateParams, Failur
         seed: c.seed,
         rng: rng_kind(c.rng)?,
         scheduler,
+        sigmas: sigma_spacing(c.sigma_schedule)?,
         initial_noise,
     })
 }

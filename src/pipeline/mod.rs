@@ -202,7 +202,7 @@ impl Pipeline {
 
         let kind = params.scheduler.unwrap_or(self.default_scheduler);
         let steps = usize::try_from(params.steps).unwrap_or(usize::MAX);
-        let mut scheduler = scheduler::create(kind, &self.info.scheduler_config, steps)?;
+        let mut scheduler = scheduler::create_with_sigmas(kind, &self.info.scheduler_config, steps, params.sigmas)?;
         let mut rng = params.rng.seeded(params.seed)?;
 
         let mut latents = match &params.initial_noise {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::rng::RngKind;
 use crate::runtime::{Interrupt, RuntimeOptions};
-use crate::scheduler::SchedulerKind;
+use crate::scheduler::{SchedulerKind, SigmaSpacing};
 
 /// Receives warnings from the library (such as a provider falling back to CPU).
 pub type WarningSink = Arc<dyn Fn(&str) + Send + Sync>;
@@ -45,6 +45,10 @@ pub struct GenerateParams {
     pub rng: RngKind,
     /// Sampler; `None` takes the model's scheduler_config.json.
     pub scheduler: Option<SchedulerKind>,
+    /// Sigma spacing for samplers that have one (Euler, LMS, Heun, DPM++, ...): `None` keeps
+    /// the model config's, `Some` replaces it (Karras for a sampler without the option is an
+    /// error). [`crate::scheduler::SamplerName::parse`] reads both from names like `euler_karras`.
+    pub sigmas: Option<SigmaSpacing>,
     /// Initial noise (N(0,1), [4, height/8, width/8]) instead of drawing it from the seed.
     pub initial_noise: Option<Vec<f32>>,
 }
@@ -61,6 +65,7 @@ impl Default for GenerateParams {
             seed: 0,
             rng: RngKind::Numpy,
             scheduler: None,
+            sigmas: None,
             initial_noise: None,
         }
     }

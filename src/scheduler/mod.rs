@@ -148,6 +148,108 @@ impl SchedulerKind {
     pub fn all() -> impl Iterator<Item = SchedulerKind> {
         KINDS.iter().map(|(kind, _, _)| *kind)
     }
+
+    /// Whether the diffusers class takes `use_karras_sigmas` / `use_exponential_sigmas`, so
+    /// its sigma spacing can be chosen per call.
+    pub fn accepts_sigma_spacing(self) -> bool {
+        match self {
+            SchedulerKind::EulerDiscrete
+            | SchedulerKind::DpmSolverMultistep
+            | SchedulerKind::DpmSolverMultistepKarras
+            | SchedulerKind::LmsDiscrete
+            | SchedulerKind::HeunDiscrete => true,
+            SchedulerKind::Pndm | SchedulerKind::Ddim | SchedulerKind::EulerAncestralDiscrete | SchedulerKind::Ddpm => {
+                false
+            }
+        }
+    }
+}
+
+/// A sampler as users name it: a kind, and the sigma spacing the name asks for (`None`: as
+/// the model's config says).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SamplerName {
+    pub kind: SchedulerKind,
+    pub sigmas: Option<SigmaSpacing>,
+}
+
+impl SamplerName {
+    /// Parses what users type, any case:
+    /// * a name [`SchedulerKind::from_name`] knows: `euler`, `EulerDiscreteScheduler`, `dpmpp_2m_karras`;
+    /// * a short name with a sigma suffix, A1111 style: `euler_karras`, `DPM++ 2M SDE Karras`,
+    ///   `lms-exponential` (separator `_`, `-` or a space);
+    /// * a class name with diffusers options: `DPMSolverMultistepScheduler(use_karras_sigmas=True)`,
+    ///   `EulerDiscreteScheduler(use_exponential_sigmas=true)` (keys `use_karras_sigmas` and
+    ///   `use_exponential_sigmas`, values `true`/`false` in any case).
+    ///
+    /// A sigma spacing for a sampler whose diffusers class has none (PNDM, DDIM, ...) is an error.
+    pub fn parse(name: &str) -> Result<Self> {
+        let name = name.trim();
+        let unknown = || Error::InvalidArgument(format!("unknown sampler name {name:?}"));
+        if let Some(kind) = SchedulerKind::from_name(name) {
+            return Ok(SamplerName { kind, sigmas: None });
+        }
+        let (kind, sigmas) = if let Some((class, options)) = name.strip_suffix(')').and_then(|n| n.split_once('(')) {
+            let kind = SchedulerKind::from_name(class).ok_or_else(unknown)?;
+            (kind, parse_sigma_options(options)?)
+        } else {
+            let lower = name.to_ascii_lowercase();
+            let (base, spacing) = [("karras", SigmaSpacing::Karras), ("exponential", SigmaSpacing::Exponential)]
+                .into_iter()
+                .find_map(|(word, spacing)| {
+                    let base = lower.strip_suffix(word)?;
+                    let base = base.strip_suffix(['_', '-', ' '])?;
+                    Some((base.to_string(), spacing))
+                })
+                .ok_or_else(unknown)?;
+            (SchedulerKind::from_name(&base).ok_or_else(unknown)?, Some(spacing))
+        };
+        let name = SamplerName { kind, sigmas };
+        name.check()?;
+        Ok(name)
+    }
+
+    /// Refuses spacings the sampler cannot take.
+    pub fn check(&self) -> Result<()> {
+        let Some(spacing) = self.sigmas else { return Ok(()) };
+        if spacing != SigmaSpacing::Schedule && !self.kind.accepts_sigma_spacing() {
+            return Err(Error::InvalidArgument(format!(
+                "{} has no sigma spacing option ({spacing:?} sigmas were asked for)",
+                self.kind.class_name()
+            )));
+        }
+        if self.kind == SchedulerKind::DpmSolverMultistepKarras && spacing != SigmaSpacing::Karras {
+            return Err(Error::InvalidArgument(format!(
+                "{} always uses Karras sigmas; choose {} for {spacing:?} sigmas",
+                self.kind.short_name(),
+                SchedulerKind::DpmSolverMultistep.short_name()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `use_karras_sigmas=True, use_exponential_sigmas=False` -> the spacing they select.
+fn parse_sigma_options(options: &str) -> Result<Option<SigmaSpacing>> {
+    let mut config = SchedulerConfig::default();
+    for option in options.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let bad = || Error::InvalidArgument(format!("unsupported sampler option {option:?}"));
+        let (key, value) = option.split_once('=').ok_or_else(bad)?;
+        let value = match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err(bad()),
+        };
+        match key.trim() {
+            "use_karras_sigmas" => config.use_karras_sigmas = Some(value),
+            "use_exponential_sigmas" => config.use_exponential_sigmas = Some(value),
+            _ => return Err(bad()),
+        }
+    }
+    if config.use_karras_sigmas.is_none() && config.use_exponential_sigmas.is_none() {
+        return Ok(None);
+    }
+    config.sigma_spacing(false).map(Some)
 }
 
 impl std::fmt::Display for SchedulerKind {
@@ -176,6 +278,22 @@ pub fn create(kind: SchedulerKind, config: &SchedulerConfig, num_inference_steps
         }
         SchedulerKind::Ddpm => Box::new(DdpmScheduler::new(config, num_inference_steps)?),
     })
+}
+
+/// [`create`] with the sigma spacing chosen per call: `Some(spacing)` replaces the config's
+/// `use_karras_sigmas` / `use_exponential_sigmas` (see [`SamplerName::check`] for what is refused).
+pub fn create_with_sigmas(
+    kind: SchedulerKind,
+    config: &SchedulerConfig,
+    num_inference_steps: usize,
+    sigmas: Option<SigmaSpacing>,
+) -> Result<Box<dyn Scheduler>> {
+    let Some(spacing) = sigmas else { return create(kind, config, num_inference_steps) };
+    SamplerName { kind, sigmas }.check()?;
+    let mut config = config.clone();
+    config.use_karras_sigmas = Some(spacing == SigmaSpacing::Karras);
+    config.use_exponential_sigmas = Some(spacing == SigmaSpacing::Exponential);
+    create(kind, &config, num_inference_steps)
 }
 
 /// The argument checks every `step` shares: the step exists, the slices match.

@@ -354,3 +354,60 @@ fn sd15_loops_stay_finite() {
         assert!(out.iter().all(|v| v.is_finite()), "{kind}: {out:?}");
     }
 }
+
+#[test]
+fn sampler_names_carry_the_sigma_spacing() {
+    let parse = |name: &str| SamplerName::parse(name).unwrap();
+    let named = |kind, sigmas| SamplerName { kind, sigmas };
+    use SchedulerKind::*;
+    use SigmaSpacing::*;
+    assert_eq!(parse("euler"), named(EulerDiscrete, None));
+    assert_eq!(parse("dpmpp_2m_karras"), named(DpmSolverMultistepKarras, None));
+    assert_eq!(parse("euler_karras"), named(EulerDiscrete, Some(Karras)));
+    assert_eq!(parse("  LMS Karras "), named(LmsDiscrete, Some(Karras)));
+    assert_eq!(parse("heun-exponential"), named(HeunDiscrete, Some(Exponential)));
+    assert_eq!(parse("DPM++ 2M exponential"), named(DpmSolverMultistep, Some(Exponential)));
+    assert_eq!(parse("DPMSolverMultistepScheduler(use_karras_sigmas=True)"), named(DpmSolverMultistep, Some(Karras)));
+    assert_eq!(
+        parse("EulerDiscreteScheduler( use_karras_sigmas = false, use_exponential_sigmas=TRUE )"),
+        named(EulerDiscrete, Some(Exponential))
+    );
+    assert_eq!(parse("EulerDiscreteScheduler(use_karras_sigmas=false)"), named(EulerDiscrete, Some(Schedule)));
+    assert_eq!(parse("EulerDiscreteScheduler()"), named(EulerDiscrete, None));
+    for bad in [
+        "euler_a_karras",                        // no such option in diffusers
+        "ddim karras",                           // same
+        "PNDMScheduler(use_karras_sigmas=True)", // same
+        "dpmpp_2m_karras_exponential",           // contradicts its name
+        "EulerDiscreteScheduler(use_karras_sigmas=True, use_exponential_sigmas=True)", // both
+        "EulerDiscreteScheduler(timestep_spacing=trailing)", // not a per-call option
+        "EulerDiscreteScheduler(use_karras_sigmas=maybe)",
+        "euler__karras",
+        "karras",
+        "nonsense_karras",
+        "euler(use_karras_sigmas=True",
+    ] {
+        assert!(is_invalid(SamplerName::parse(bad)), "{bad:?} should be refused");
+    }
+}
+
+#[test]
+fn per_call_sigma_spacing_replaces_the_config() {
+    let karras_config = config(
+        r#"{"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
+        "use_karras_sigmas": true}"#,
+    );
+    let plain = create(SchedulerKind::EulerDiscrete, &sd15(), 10).unwrap().timesteps().to_vec();
+    let karras = create(SchedulerKind::EulerDiscrete, &karras_config, 10).unwrap().timesteps().to_vec();
+    assert_ne!(plain, karras);
+    let forced = |config: &SchedulerConfig, spacing| {
+        create_with_sigmas(SchedulerKind::EulerDiscrete, config, 10, spacing).unwrap().timesteps().to_vec()
+    };
+    assert_eq!(forced(&sd15(), Some(SigmaSpacing::Karras)), karras);
+    assert_eq!(forced(&karras_config, Some(SigmaSpacing::Schedule)), plain);
+    assert_eq!(forced(&karras_config, None), karras);
+    assert_ne!(forced(&sd15(), Some(SigmaSpacing::Exponential)), plain);
+    // A sampler without the option: Karras is refused, the training schedule is what it does anyway.
+    assert!(is_invalid(create_with_sigmas(SchedulerKind::Ddim, &sd15(), 10, Some(SigmaSpacing::Karras))));
+    assert!(create_with_sigmas(SchedulerKind::Ddim, &sd15(), 10, Some(SigmaSpacing::Schedule)).is_ok());
+}
