@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the tiny Stable Diffusion fixtures (tests/fixtures/tiny-sd15/{diffusers,optimum}
-# and tests/fixtures/reference/pipeline_*.json) with scripts/fixtures/make_tiny_sd.py.
+# and tests/fixtures/reference/pipeline_*.json) with scripts/fixtures/make_tiny_sd.py, then
+# every sampler's end-to-end reference (reference/sampler_pipelines.json) with
+# scripts/fixtures/sampler_pipeline_refs.py.
 # CPU only, offline (no Hugging Face hub), deterministic: a rerun gives identical files.
 #
 # Usage: scripts/make_fixtures.sh [ARGS for make_tiny_sd.py]
@@ -27,6 +29,7 @@ PINS=(
   "ftfy==6.3.1"
   "open-clip-torch==3.3.0"
   "huggingface_hub==0.36.2"
+  "torchsde==0.2.6"
 )
 
 python=${PYTHON:-}
@@ -41,4 +44,5 @@ if [[ -z "$python" ]]; then
 fi
 
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
-exec "$python" "$root/scripts/fixtures/make_tiny_sd.py" --repo-root "$root" "$@"
+"$python" "$root/scripts/fixtures/make_tiny_sd.py" --repo-root "$root" "$@"
+exec "$python" "$root/scripts/fixtures/sampler_pipeline_refs.py" --repo-root "$root"
