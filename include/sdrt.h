@@ -41,6 +41,16 @@
 #define FOPI (float)1.27323954473516
 
 /**
+ * Longest prompt accepted, in bytes of UTF-8; longer ones are refused before tokenizing.
+ */
+#define MAX_PROMPT_BYTES (64 * 1024)
+
+/**
+ * Most chunks a prompt may take (75 tokens each): the UNet attends over all of them.
+ */
+#define MAX_CHUNKS 32
+
+/**
  * How betas are laid out over the training timesteps.
  */
 typedef struct BetaSchedule BetaSchedule;
@@ -170,6 +180,11 @@ typedef int32_t sdrt_rng;
 typedef int32_t sdrt_sigma_schedule;
 
 /**
+ * How prompts are read (`sdrt_generate_params.prompt_syntax`). Values are pinned.
+ */
+typedef int32_t sdrt_prompt_syntax;
+
+/**
  * Parameters of one generation. Fill with `sdrt_generate_params_init`; strings are copied
  * during the call.
  */
@@ -226,6 +241,10 @@ typedef struct sdrt_generate_params {
    * sampler that has no such option (PNDM, DDIM, DDPM, Euler ancestral) fails the call.
    */
   sdrt_sigma_schedule sigma_schedule;
+  /**
+   * One of `SDRT_PROMPT_*` (default `SDRT_PROMPT_WEIGHTED`), for both prompts.
+   */
+  sdrt_prompt_syntax prompt_syntax;
 } sdrt_generate_params;
 
 #define SDRT_PROVIDER_CPU 0
@@ -315,6 +334,18 @@ typedef struct sdrt_generate_params {
  * Evenly spaced in log sigma (`use_exponential_sigmas`).
  */
 #define SDRT_SIGMAS_EXPONENTIAL 3
+
+/**
+ * AUTOMATIC1111's: `(word)`, `(word:1.3)`, `[word]`, `\(` escapes, `BREAK`, and prompts of
+ * any length in 75-token chunks (default). Plain prompts up to 75 tokens condition exactly
+ * as in diffusers.
+ */
+#define SDRT_PROMPT_WEIGHTED 0
+
+/**
+ * diffusers': brackets are plain text and the prompt is truncated to 77 tokens.
+ */
+#define SDRT_PROMPT_PLAIN 1
 
 /**
  * `np.random.RandomState(seed)`, as diffusers' ONNX pipelines (default). Seeds 0 to 2^32-1.

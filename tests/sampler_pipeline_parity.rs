@@ -48,7 +48,7 @@ fn run(pipeline: &mut Pipeline, doc: &Value, sampler: SamplerName, rng: RngKind)
         rng,
         scheduler: Some(sampler.kind),
         sigmas: sampler.sigmas,
-        initial_noise: None,
+        ..GenerateParams::default()
     };
     let mut latents = Vec::new();
     let image = pipeline

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::rng::RngKind;
 use crate::runtime::{ExecutionProvider, ProviderPolicy, RuntimeOptions};
 use crate::scheduler::{SamplerName, SchedulerKind, SigmaSpacing};
+use crate::tokenizer::PromptSyntax;
 
 /// Execution provider kinds (`sdrt_execution_provider.kind`). Values are pinned.
 pub type sdrt_provider_kind = i32;
@@ -59,6 +60,15 @@ pub const SDRT_SIGMAS_TRAINING_SCHEDULE: sdrt_sigma_schedule = 1;
 pub const SDRT_SIGMAS_KARRAS: sdrt_sigma_schedule = 2;
 /// Evenly spaced in log sigma (`use_exponential_sigmas`).
 pub const SDRT_SIGMAS_EXPONENTIAL: sdrt_sigma_schedule = 3;
+
+/// How prompts are read (`sdrt_generate_params.prompt_syntax`). Values are pinned.
+pub type sdrt_prompt_syntax = i32;
+/// AUTOMATIC1111's: `(word)`, `(word:1.3)`, `[word]`, `\(` escapes, `BREAK`, and prompts of
+/// any length in 75-token chunks (default). Plain prompts up to 75 tokens condition exactly
+/// as in diffusers.
+pub const SDRT_PROMPT_WEIGHTED: sdrt_prompt_syntax = 0;
+/// diffusers': brackets are plain text and the prompt is truncated to 77 tokens.
+pub const SDRT_PROMPT_PLAIN: sdrt_prompt_syntax = 1;
 
 /// Random number generators a seed can follow (`sdrt_generate_params.rng`). Values are pinned.
 pub type sdrt_rng = i32;
@@ -146,6 +156,8 @@ pub struct sdrt_generate_params {
     /// One of `SDRT_SIGMAS_*` (default `SDRT_SIGMAS_DEFAULT`). Karras or exponential with a
     /// sampler that has no such option (PNDM, DDIM, DDPM, Euler ancestral) fails the call.
     pub sigma_schedule: sdrt_sigma_schedule,
+    /// One of `SDRT_PROMPT_*` (default `SDRT_PROMPT_WEIGHTED`), for both prompts.
+    pub prompt_syntax: sdrt_prompt_syntax,
 }
 
 /// Fills `options` with the defaults (CPU, fall back to CPU, all graph optimizations).
@@ -189,6 +201,7 @@ pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_pa
             progress_user_data: std::ptr::null_mut(),
             rng: SDRT_RNG_NUMPY,
             sigma_schedule: SDRT_SIGMAS_DEFAULT,
+            prompt_syntax: SDRT_PROMPT_WEIGHTED,
         };
     }
 }
@@ -210,6 +223,14 @@ pub unsafe extern "C" fn sdrt_rng_from_name(name: *const c_char, out: *mut sdrt_
         unsafe { *out = code };
         Ok(())
     })
+}
+
+pub(crate) fn prompt_syntax(code: sdrt_prompt_syntax) -> Result<PromptSyntax, Failure> {
+    match code {
+        SDRT_PROMPT_WEIGHTED => Ok(PromptSyntax::Weighted),
+        SDRT_PROMPT_PLAIN => Ok(PromptSyntax::Plain),
+        other => Err(Error::InvalidArgument(format!("unknown prompt syntax {other}")).into()),
+    }
 }
 
 pub(crate) fn rng_kind(code: sdrt_rng) -> Result<RngKind, Failure> {

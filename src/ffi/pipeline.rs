@@ -195,6 +195,7 @@ fn to_generate_params(c: &sdrt_generate_params) -> Result<GenerateParams, Failur
     Ok(GenerateParams {
         prompt,
         negative_prompt,
+        prompt_syntax: prompt_syntax(c.prompt_syntax)?,
         width: nonzero(c.width),
         height: nonzero(c.height),
         steps: c.steps,

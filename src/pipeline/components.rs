@@ -1,6 +1,7 @@
 //! The three graphs of a Stable Diffusion pipeline, each checked against the signature
 //! sdrt needs when it is loaded, so a wrong file fails at load time with its name.
 
+use super::conditioning::Conditioning;
 use crate::error::{Error, Result};
 use crate::runtime::{ElementType, InputValue, OnnxModel};
 
@@ -59,6 +60,8 @@ pub(crate) struct Unet {
     model: OnnxModel,
     fixed_batch: Option<i64>,
     timestep_rank: usize,
+    /// Fixed length of `encoder_hidden_states`' sequence axis, if the export has one.
+    max_tokens: Option<i64>,
     /// Predictions of a UNet whose batch is fixed at 1, gathered call by call.
     gathered: Vec<f32>,
 }
@@ -82,7 +85,9 @@ impl Unet {
             return Err(Error::invalid_model(model.path(), "`timestep` must be a scalar or a vector"));
         }
         let timestep_rank = timestep.rank();
-        model.require_input("encoder_hidden_states", "text encoder states [batch, sequence, hidden]")?;
+        let states = model.require_input("encoder_hidden_states", "text encoder states [batch, sequence, hidden]")?;
+        // Exports with a fixed sequence length cannot take long (multi-chunk) prompts.
+        let max_tokens = states.fixed_dim(1);
         // Inputs of newer families (SDXL's text_embeds/time_ids, LCM's timestep_cond).
         if let Some(extra) =
             model.inputs().iter().find(|i| !matches!(i.name.as_str(), "sample" | "timestep" | "encoder_hidden_states"))
@@ -93,7 +98,7 @@ impl Unet {
                 extra.name
             )));
         }
-        Ok(Unet { model, fixed_batch, timestep_rank, gathered: Vec::new() })
+        Ok(Unet { model, fixed_batch, timestep_rank, max_tokens, gathered: Vec::new() })
     }
 
     pub fn take_run_time(&mut self) -> std::time::Duration {
@@ -105,24 +110,32 @@ impl Unet {
         self.fixed_batch.is_none_or(|n| n as usize == batch)
     }
 
-    /// Predicts noise for `sample` ([batch, c, h, w]); `states` holds `batch` text states.
-    /// `use_prediction` receives the prediction (same layout as `sample`): a view of ONNX
-    /// Runtime's output when one call covers the batch, else the parts gathered in a buffer
-    /// that is reused from step to step.
-    #[allow(clippy::too_many_arguments)]
+    /// Predicts noise for `sample` ([batch, c, h, w]); `text` holds one prompt's states per
+    /// batch item. `use_prediction` receives the prediction (same layout as `sample`): a view
+    /// of ONNX Runtime's output when one call covers the batch, else the parts gathered in a
+    /// buffer that is reused from step to step. Items go one per call when the graph has a
+    /// fixed batch size or the prompts have different lengths (long prompts).
     pub fn predict(
         &mut self,
         sample: &[f32],
         latent_shape: [usize; 3],
         timestep: f32,
-        states: &[f32],
-        states_shape: [usize; 2],
+        text: &Conditioning,
         use_prediction: &mut dyn FnMut(&[f32]) -> Result<()>,
     ) -> Result<()> {
         let per_item = latent_shape.iter().product::<usize>();
-        let per_state = states_shape[0] * states_shape[1];
         let batch = sample.len() / per_item;
-        let chunk = if self.accepts_batch(batch) { batch } else { 1 };
+        if text.tokens.len() != batch {
+            return Err(Error::InvalidArgument(format!("{batch} latents but {} prompts", text.tokens.len())));
+        }
+        if let Some(limit) = self.max_tokens.filter(|&n| text.tokens.iter().any(|&t| t as i64 > n)) {
+            return Err(Error::InvalidArgument(format!(
+                "{}: this UNet export takes at most {limit} text tokens; the prompt needs {}",
+                self.model.path().display(),
+                text.tokens.iter().max().unwrap_or(&0)
+            )));
+        }
+        let chunk = if self.accepts_batch(batch) && text.uniform() { batch } else { 1 };
         let timesteps = vec![timestep; chunk];
         if chunk < batch {
             self.gathered.clear();
@@ -130,7 +143,8 @@ impl Unet {
         for (i, part) in sample.chunks(chunk * per_item).enumerate() {
             let n = part.len() / per_item;
             let sample_shape = vec![n as i64, latent_shape[0] as i64, latent_shape[1] as i64, latent_shape[2] as i64];
-            let state_part = &states[i * chunk * per_state..(i * chunk + n) * per_state];
+            let (states, tokens) =
+                if chunk == batch { (&text.states[..], text.tokens[0]) } else { (text.prompt(i), text.tokens[i]) };
             let (t_shape, t_data) =
                 if self.timestep_rank == 0 { (vec![], &timesteps[..1]) } else { (vec![n as i64], &timesteps[..n]) };
             let output = self.model.run(&[
@@ -138,10 +152,7 @@ impl Unet {
                 ("timestep", InputValue::Float { shape: t_shape, data: t_data }),
                 (
                     "encoder_hidden_states",
-                    InputValue::Float {
-                        shape: vec![n as i64, states_shape[0] as i64, states_shape[1] as i64],
-                        data: state_part,
-                    },
+                    InputValue::Float { shape: vec![n as i64, tokens as i64, text.hidden as i64], data: states },
                 ),
             ])?;
             let (_, prediction) = output.float(0)?;
@@ -160,7 +171,6 @@ impl Unet {
     }
 }
 
-/// VAE decoder: latents -> RGB in [-1, 1], [batch, 3, H, W].
 pub(crate) struct VaeDecoder {
     model: OnnxModel,
 }

@@ -2,6 +2,7 @@
 //! -> VAE decoder, with progress, cancellation and reusable buffers.
 
 mod components;
+mod conditioning;
 mod params;
 
 pub use params::{CancelHandle, GenerateParams, LoadOptions, StepProgress, WarningSink};
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use components::{TextEncoder, Unet, VaeDecoder};
+use conditioning::Conditioning;
 
 use crate::error::{Error, Result};
 use crate::guidance;
@@ -189,15 +191,9 @@ impl Pipeline {
         let guided = guidance::needs_unconditional_pass(params.guidance_scale);
 
         // Text states, unconditional first (the order diffusers batches them in).
-        let seq_len = self.tokenizer.max_length();
-        let mut ids = Vec::with_capacity(2 * seq_len);
-        if guided {
-            ids.extend(self.tokenizer.encode(&params.negative_prompt));
-        }
-        ids.extend(self.tokenizer.encode(&params.prompt));
-        let batch = ids.len() / seq_len;
-        let states = self.text_encoder.encode(&ids, seq_len)?;
-        let hidden = states.len() / (batch * seq_len);
+        let prompts: &[&str] = if guided { &[&params.negative_prompt, &params.prompt] } else { &[&params.prompt] };
+        let text = Conditioning::encode(&self.tokenizer, &mut self.text_encoder, prompts, params.prompt_syntax)?;
+        let batch = prompts.len();
         self.check_cancelled()?;
 
         let kind = params.scheduler.unwrap_or(self.default_scheduler);
@@ -241,7 +237,7 @@ impl Pipeline {
                 };
                 scheduler.step(noise, index, &mut latents, rng.as_mut())
             };
-            self.unet.predict(&model_input, latent_shape, timestep, &states, [seq_len, hidden], &mut denoise)?;
+            self.unet.predict(&model_input, latent_shape, timestep, &text, &mut denoise)?;
 
             let report = StepProgress { step: index + 1, total_steps: timesteps.len(), timestep, latents: &latents };
             if !progress(&report) {

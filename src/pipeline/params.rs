@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::rng::RngKind;
 use crate::runtime::{Interrupt, RuntimeOptions};
 use crate::scheduler::{SchedulerKind, SigmaSpacing};
+use crate::tokenizer::PromptSyntax;
 
 /// Receives warnings from the library (such as a provider falling back to CPU).
 pub type WarningSink = Arc<dyn Fn(&str) + Send + Sync>;
@@ -32,6 +33,9 @@ pub struct GenerateParams {
     pub prompt: String,
     /// What the image should not show; the unconditional half of guidance.
     pub negative_prompt: String,
+    /// How both prompts are read: AUTOMATIC1111's emphasis syntax and long prompts (the
+    /// default; plain short prompts condition exactly as in diffusers) or diffusers' plain text.
+    pub prompt_syntax: PromptSyntax,
     /// Image size in pixels; `None` takes the model's native size.
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -58,6 +62,7 @@ impl Default for GenerateParams {
         GenerateParams {
             prompt: String::new(),
             negative_prompt: String::new(),
+            prompt_syntax: PromptSyntax::Weighted,
             width: None,
             height: None,
             steps: 25,

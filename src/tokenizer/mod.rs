@@ -9,12 +9,15 @@
 //! characters assigned since then may split differently, as they do between Python
 //! versions; every character assigned in Unicode 14 tokenizes exactly as the reference.
 
+mod chunks;
 pub mod cleanup;
 mod clip;
+pub mod emphasis;
 mod files;
-
-pub use files::TokenizerFiles;
 mod html;
+
+pub use chunks::{PromptChunk, PromptSyntax, MAX_CHUNKS, MAX_PROMPT_BYTES};
+pub use files::TokenizerFiles;
 
 use std::collections::HashMap;
 use std::path::Path;
