@@ -24,8 +24,9 @@ static void usage(FILE *to) {
             "  --width W --height H    image size, multiples of 8 (default: the model's)\n"
             "  --seed N                seed (default 0; numpy: 0..4294967295)\n"
             "  --rng NAME              numpy (diffusers ONNX, default) or torch (diffusers on CPU)\n"
-            "  --scheduler NAME        pndm, ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, lms,\n"
-            "                          heun, ddpm or a diffusers class name\n"
+            "  --scheduler NAME        pndm, ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras,\n"
+            "                          dpmpp_2m_sde, lms, heun, ddpm, unipc, lcm or a diffusers\n"
+            "                          class name\n"
             "                          (default: the model's scheduler_config.json)\n"
             "  --output PATH           PNG to write (default txt2img.png)\n"
             "  --quiet                 no progress bar\n");
