@@ -24,9 +24,14 @@ static void usage(FILE *to) {
             "  --width W --height H    image size, multiples of 8 (default: the model's)\n"
             "  --seed N                seed (default 0; numpy: 0..4294967295)\n"
             "  --rng NAME              numpy (diffusers ONNX, default) or torch (diffusers on CPU)\n"
-            "  --scheduler NAME        pndm, ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, lms,\n"
-            "                          heun, ddpm or a diffusers class name; add _karras or\n"
-            "                          _exponential for that sigma spacing (euler_karras)\n"
+            "  --scheduler NAME        pndm, ddim, euler, euler_a, heun, lms, dpm2, dpm2_a,
+"
+            "                          dpmpp_2m, dpmpp_2m_sde, dpmpp_sde, unipc, lcm, ddpm or a
+"
+            "                          diffusers class name; add _karras or _exponential for
+"
+            "                          that sigma spacing (dpmpp_2m_karras, euler_exponential)
+"
             "                          (default: the model's scheduler_config.json)\n"
             "  --output PATH           PNG to write (default txt2img.png)\n"
             "  --quiet                 no progress bar\n");

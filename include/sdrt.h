@@ -316,6 +316,22 @@ typedef struct sdrt_generate_params {
 #define SDRT_SCHEDULER_DDPM 9
 
 /**
+ * DPMSolverMultistepScheduler, sde-dpmsolver++ order 2 (DPM++ 2M SDE); its noise comes from
+ * the chosen `sdrt_rng`.
+ */
+#define SDRT_SCHEDULER_DPMPP_2M_SDE 12
+
+/**
+ * UniPCMultistepScheduler (bh2, order 2 unless the config says otherwise).
+ */
+#define SDRT_SCHEDULER_UNIPC 14
+
+/**
+ * LCMScheduler, for LCM-distilled models; its noise comes from the chosen `sdrt_rng`.
+ */
+#define SDRT_SCHEDULER_LCM 15
+
+/**
  * As the model's scheduler_config.json says (default).
  */
 #define SDRT_SIGMAS_DEFAULT 0
@@ -443,6 +459,10 @@ typedef struct sdrt_generate_params {
 
 
 
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -511,8 +531,9 @@ sdrt_status sdrt_rng_from_name(const char *name, sdrt_rng *out);
  * Looks up a sampler by name, any case: diffusers class names (`PNDMScheduler`,
  * `DDIMScheduler`, `EulerDiscreteScheduler`, `DPMSolverMultistepScheduler`,
  * `LMSDiscreteScheduler`, `HeunDiscreteScheduler`, `EulerAncestralDiscreteScheduler`,
- * `DDPMScheduler`) or short names (`pndm`, `plms`, `ddim`, `euler`, `dpmpp_2m`,
- * `dpmpp_2m_karras`, `lms`, `heun`, `euler_a`, `ddpm`, and the A1111 `k_*` spellings).
+ * `DDPMScheduler`, `UniPCMultistepScheduler`, `LCMScheduler`) or short names (`pndm`, `plms`,
+ * `ddim`, `euler`, `dpmpp_2m`, `dpmpp_2m_karras`, `dpmpp_2m_sde`, `lms`, `heun`, `euler_a`,
+ * `ddpm`, `unipc`, `lcm`, and the A1111 `k_*` spellings).
  * On success writes the `SDRT_SCHEDULER_*` value to `*out`.
  */
 sdrt_status sdrt_scheduler_from_name(const char *name, sdrt_scheduler *out);

@@ -1,9 +1,11 @@
-//! Every sampler (PNDM, DDIM, Euler, DPM-Solver++, LMS, Heun, Euler ancestral, DDPM) against
-//! diffusers 0.39 itself (scripts/fixtures/scheduler_refs.py):
+//! Every sampler (PNDM, DDIM, Euler, DPM-Solver++ including DPM++ 2M SDE and the
+//! noise-prediction variants, LMS, Heun, Euler ancestral, DDPM, UniPC, LCM) against diffusers
+//! 0.39 itself (scripts/fixtures/scheduler_refs.py):
 //! the same denoising loop as the ONNX pipeline with a fixed closed-form "model", compared
 //! after every step, plus timesteps for many step counts and the training noise schedules.
-//! Euler ancestral and DDPM draw their noise from `NumpyRng::new(0)` (the reference script
-//! patches the same numpy stream into diffusers' `randn_tensor`).
+//! Euler ancestral, DDPM, the SDE DPM-Solvers and LCM draw their noise from `NumpyRng::new(0)`
+//! (the reference script patches the same numpy stream into diffusers' `randn_tensor`). For
+//! LCM the last step's sample is `denoised`, which the LCM pipeline decodes.
 //!
 //! Run with `--nocapture` to see the largest differences per sampler.
 
@@ -91,7 +93,8 @@ fn timestep_tolerance(name: &str) -> f32 {
 fn denoising_loops_match_diffusers() {
     let doc = reference();
     let latents0 = floats(&doc["latents"]);
-    let mut per_kind: BTreeMap<&'static str, (Err, Err, usize, usize)> = BTreeMap::new();
+    // Per class, DPM-Solver also per algorithm_type (the SDE variants draw noise).
+    let mut per_kind: BTreeMap<String, (Err, Err, usize, usize)> = BTreeMap::new();
     let mut failures = Vec::new();
     let cases = doc["cases"].as_array().unwrap();
     assert!(cases.len() >= 40, "only {} cases", cases.len());
@@ -125,7 +128,13 @@ fn denoising_loops_match_diffusers() {
         let timesteps = sched.timesteps().to_vec();
         let samples = case["samples"].as_array().unwrap();
         assert_eq!(samples.len(), timesteps.len(), "{name}");
-        let entry = per_kind.entry(kind.class_name()).or_default();
+        let label = match case["config"].get("algorithm_type").and_then(Value::as_str) {
+            Some(algorithm) if kind.class_name() == "DPMSolverMultistepScheduler" => {
+                format!("{} ({algorithm})", kind.class_name())
+            }
+            _ => kind.class_name().to_string(),
+        };
+        let entry = per_kind.entry(label).or_default();
         for (i, &t) in timesteps.iter().enumerate() {
             input.copy_from_slice(&latents);
             sched.scale_model_input(&mut input, i);
@@ -181,10 +190,12 @@ fn timestep_tables_match_diffusers() {
             match scheduler::create(kind, &config, steps) {
                 Ok(sched) => assert_eq!(sched.timesteps(), &want[..], "{name}, {steps} steps"),
                 // diffusers accepts these timesteps but fails (IndexError) in its first step
-                // (PNDM, DDIM), or in its last when the first timestep repeats (DPM-Solver).
+                // (PNDM, DDIM), or in its last when the first timestep repeats (DPM-Solver, UniPC).
                 Err(e) => assert!(
                     (kind != SchedulerKind::EulerDiscrete && want.iter().any(|&t| t >= 1000.0))
-                        || (kind == SchedulerKind::DpmSolverMultistep && want.len() > 1 && want[0] == want[1]),
+                        || (matches!(kind, SchedulerKind::DpmSolverMultistep | SchedulerKind::UniPcMultistep)
+                            && want.len() > 1
+                            && want[0] == want[1]),
                     "{name}, {steps} steps: {e}"
                 ),
             }

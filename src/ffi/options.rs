@@ -49,6 +49,13 @@ pub const SDRT_SCHEDULER_HEUN: sdrt_scheduler = 7;
 pub const SDRT_SCHEDULER_EULER_ANCESTRAL: sdrt_scheduler = 8;
 /// DDPMScheduler; its noise comes from the chosen `sdrt_rng`.
 pub const SDRT_SCHEDULER_DDPM: sdrt_scheduler = 9;
+/// DPMSolverMultistepScheduler, sde-dpmsolver++ order 2 (DPM++ 2M SDE); its noise comes from
+/// the chosen `sdrt_rng`.
+pub const SDRT_SCHEDULER_DPMPP_2M_SDE: sdrt_scheduler = 12;
+/// UniPCMultistepScheduler (bh2, order 2 unless the config says otherwise).
+pub const SDRT_SCHEDULER_UNIPC: sdrt_scheduler = 14;
+/// LCMScheduler, for LCM-distilled models; its noise comes from the chosen `sdrt_rng`.
+pub const SDRT_SCHEDULER_LCM: sdrt_scheduler = 15;
 
 /// Sigma spacing of samplers that have one (`sdrt_generate_params.sigma_schedule`). Values are pinned.
 pub type sdrt_sigma_schedule = i32;
@@ -244,8 +251,9 @@ pub(crate) fn rng_kind(code: sdrt_rng) -> Result<RngKind, Failure> {
 /// Looks up a sampler by name, any case: diffusers class names (`PNDMScheduler`,
 /// `DDIMScheduler`, `EulerDiscreteScheduler`, `DPMSolverMultistepScheduler`,
 /// `LMSDiscreteScheduler`, `HeunDiscreteScheduler`, `EulerAncestralDiscreteScheduler`,
-/// `DDPMScheduler`) or short names (`pndm`, `plms`, `ddim`, `euler`, `dpmpp_2m`,
-/// `dpmpp_2m_karras`, `lms`, `heun`, `euler_a`, `ddpm`, and the A1111 `k_*` spellings).
+/// `DDPMScheduler`, `UniPCMultistepScheduler`, `LCMScheduler`) or short names (`pndm`, `plms`,
+/// `ddim`, `euler`, `dpmpp_2m`, `dpmpp_2m_karras`, `dpmpp_2m_sde`, `lms`, `heun`, `euler_a`,
+/// `ddpm`, `unipc`, `lcm`, and the A1111 `k_*` spellings).
 /// On success writes the `SDRT_SCHEDULER_*` value to `*out`.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_scheduler_from_name(name: *const c_char, out: *mut sdrt_scheduler) -> sdrt_status {
@@ -329,6 +337,9 @@ const SCHEDULERS: &[(sdrt_scheduler, SchedulerKind, &CStr)] = &[
     (SDRT_SCHEDULER_HEUN, SchedulerKind::HeunDiscrete, c"HeunDiscreteScheduler"),
     (SDRT_SCHEDULER_EULER_ANCESTRAL, SchedulerKind::EulerAncestralDiscrete, c"EulerAncestralDiscreteScheduler"),
     (SDRT_SCHEDULER_DDPM, SchedulerKind::Ddpm, c"DDPMScheduler"),
+    (SDRT_SCHEDULER_DPMPP_2M_SDE, SchedulerKind::DpmSolverMultistepSde, c"DPMSolverMultistepScheduler"),
+    (SDRT_SCHEDULER_UNIPC, SchedulerKind::UniPcMultistep, c"UniPCMultistepScheduler"),
+    (SDRT_SCHEDULER_LCM, SchedulerKind::Lcm, c"LCMScheduler"),
 ];
 
 pub(crate) fn scheduler_kind(code: sdrt_scheduler) -> Option<SchedulerKind> {

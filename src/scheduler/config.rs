@@ -61,6 +61,18 @@ pub struct SchedulerConfig {
     pub variance_type: Option<String>,
     /// DPM-Solver: only the default (-inf, which JSON cannot spell, so absent) is supported.
     pub lambda_min_clipped: Option<f64>,
+    /// UniPC: predict x0 (true, the default) or the noise.
+    pub predict_x0: Option<bool>,
+    /// UniPC: step indices whose corrector is skipped (default none).
+    pub disable_corrector: Option<Vec<i64>>,
+    /// UniPC: an external predictor scheduler (only the default, none, is supported).
+    pub solver_p: Option<serde_json::Value>,
+    /// UniPC: flow-matching terminal shift (not supported).
+    pub shift_terminal: Option<f64>,
+    /// LCM: the distillation schedule's step count (default 50).
+    pub original_inference_steps: Option<usize>,
+    /// LCM: the timestep factor in the boundary-condition scalings (default 10).
+    pub timestep_scaling: Option<f64>,
 }
 
 /// How the inference sigmas are spaced between sigma_max and sigma_min.

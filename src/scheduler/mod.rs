@@ -22,9 +22,11 @@ mod dpmpp_2m;
 mod euler;
 mod euler_ancestral;
 mod heun;
+mod lcm;
 mod lms;
 mod pndm;
 pub mod schedule;
+mod unipc;
 
 pub use config::{
     BetaSchedule, ClassDefaults, PredictionType, SchedulerConfig, SigmaSpacing, TimestepSpacing, COMMON_DEFAULTS,
@@ -35,9 +37,11 @@ pub use dpmpp_2m::{DpmSolverMultistepScheduler, DPM_SOLVER_DEFAULTS};
 pub use euler::{EulerDiscreteScheduler, EULER_DEFAULTS};
 pub use euler_ancestral::{EulerAncestralDiscreteScheduler, EULER_ANCESTRAL_DEFAULTS};
 pub use heun::{HeunDiscreteScheduler, HEUN_DEFAULTS};
+pub use lcm::{LcmScheduler, LCM_DEFAULTS};
 pub use lms::{lms_coefficient, LmsDiscreteScheduler, LMS_DEFAULTS};
 pub use pndm::{PndmScheduler, PNDM_DEFAULTS};
 pub use schedule::NoiseSchedule;
+pub use unipc::{UniPcMultistepScheduler, UNIPC_DEFAULTS};
 
 use crate::error::{Error, Result};
 use crate::rng::NormalRng;
@@ -90,6 +94,16 @@ pub enum SchedulerKind {
     EulerAncestralDiscrete,
     /// DDPM ancestral sampling (`DDPMScheduler`): draws noise every step with t > 0.
     Ddpm,
+    /// DPM++ 2M SDE: `DPMSolverMultistepScheduler` with `algorithm_type` forced to
+    /// `sde-dpmsolver++`; draws noise every step. Same class as
+    /// [`SchedulerKind::DpmSolverMultistep`] (which runs the SDE too when the config says so),
+    /// so its class name resolves to that.
+    DpmSolverMultistepSde,
+    /// UniPC predictor-corrector multistep (`UniPCMultistepScheduler`, bh2, order 2 by default).
+    UniPcMultistep,
+    /// Latent consistency model sampling (`LCMScheduler`): for LCM-distilled UNets, a few steps;
+    /// draws noise every step but the last.
+    Lcm,
 }
 
 /// Each kind with its diffusers class name and accepted short names (all matched
@@ -117,6 +131,14 @@ pub const KINDS: &[(SchedulerKind, &str, &[&str])] = &[
         &["euler_a", "euler_ancestral", "euler-ancestral", "k_euler_a", "k_euler_ancestral"],
     ),
     (SchedulerKind::Ddpm, "DDPMScheduler", &["ddpm"]),
+    // Listed after DpmSolverMultistep, which its class name resolves to.
+    (
+        SchedulerKind::DpmSolverMultistepSde,
+        "DPMSolverMultistepScheduler",
+        &["dpmpp_2m_sde", "dpm++_2m_sde", "dpmpp-2m-sde", "dpm++ 2m sde", "sde-dpmsolver++"],
+    ),
+    (SchedulerKind::UniPcMultistep, "UniPCMultistepScheduler", &["unipc", "uni_pc", "unipc_bh2"]),
+    (SchedulerKind::Lcm, "LCMScheduler", &["lcm"]),
 ];
 
 impl SchedulerKind {
@@ -139,7 +161,8 @@ impl SchedulerKind {
         KINDS.iter().find(|(kind, _, _)| *kind == self).map_or("", |(_, class, _)| class)
     }
 
-    /// The canonical short name (`pndm`, `ddim`, `euler`, `dpmpp_2m`, `dpmpp_2m_karras`).
+    /// The canonical short name (`pndm`, `ddim`, `euler`, `dpmpp_2m`, `dpmpp_2m_karras`,
+    /// `dpmpp_2m_sde`, `unipc`, `lcm`, ...).
     pub fn short_name(self) -> &'static str {
         KINDS.iter().find(|(kind, _, _)| *kind == self).and_then(|(_, _, short)| short.first().copied()).unwrap_or("")
     }
@@ -156,11 +179,15 @@ impl SchedulerKind {
             SchedulerKind::EulerDiscrete
             | SchedulerKind::DpmSolverMultistep
             | SchedulerKind::DpmSolverMultistepKarras
+            | SchedulerKind::DpmSolverMultistepSde
             | SchedulerKind::LmsDiscrete
-            | SchedulerKind::HeunDiscrete => true,
-            SchedulerKind::Pndm | SchedulerKind::Ddim | SchedulerKind::EulerAncestralDiscrete | SchedulerKind::Ddpm => {
-                false
-            }
+            | SchedulerKind::HeunDiscrete
+            | SchedulerKind::UniPcMultistep => true,
+            SchedulerKind::Pndm
+            | SchedulerKind::Ddim
+            | SchedulerKind::EulerAncestralDiscrete
+            | SchedulerKind::Ddpm
+            | SchedulerKind::Lcm => false,
         }
     }
 }
@@ -277,6 +304,11 @@ pub fn create(kind: SchedulerKind, config: &SchedulerConfig, num_inference_steps
             Box::new(EulerAncestralDiscreteScheduler::new(config, num_inference_steps)?)
         }
         SchedulerKind::Ddpm => Box::new(DdpmScheduler::new(config, num_inference_steps)?),
+        SchedulerKind::DpmSolverMultistepSde => {
+            Box::new(DpmSolverMultistepScheduler::new_sde(config, num_inference_steps)?)
+        }
+        SchedulerKind::UniPcMultistep => Box::new(UniPcMultistepScheduler::new(config, num_inference_steps)?),
+        SchedulerKind::Lcm => Box::new(LcmScheduler::new(config, num_inference_steps)?),
     })
 }
 

@@ -73,23 +73,33 @@ fn names_resolve_case_insensitively() {
         ("EulerAncestralDiscreteScheduler", SchedulerKind::EulerAncestralDiscrete),
         ("DDPMScheduler", SchedulerKind::Ddpm),
         ("ddpm", SchedulerKind::Ddpm),
+        ("dpmpp_2m_sde", SchedulerKind::DpmSolverMultistepSde),
+        ("DPM++ 2M SDE", SchedulerKind::DpmSolverMultistepSde),
+        ("sde-dpmsolver++", SchedulerKind::DpmSolverMultistepSde),
+        ("UniPCMultistepScheduler", SchedulerKind::UniPcMultistep),
+        ("UniPC", SchedulerKind::UniPcMultistep),
+        ("unipc_bh2", SchedulerKind::UniPcMultistep),
+        ("LCMScheduler", SchedulerKind::Lcm),
+        ("lcm", SchedulerKind::Lcm),
     ] {
         assert_eq!(SchedulerKind::from_name(name), Some(kind), "{name}");
     }
-    for name in ["", "ddpm_wuerstchen", "dpmpp_2m_sde"] {
+    for name in ["", "ddpm_wuerstchen", "dpmpp_3m_sde", "unipc_bh1"] {
         assert_eq!(SchedulerKind::from_name(name), None, "{name}");
     }
     for kind in SchedulerKind::all() {
         // The Karras variant shares its class; the class name means "as the config says".
         let by_class = match kind {
-            SchedulerKind::DpmSolverMultistepKarras => SchedulerKind::DpmSolverMultistep,
+            SchedulerKind::DpmSolverMultistepKarras | SchedulerKind::DpmSolverMultistepSde => {
+                SchedulerKind::DpmSolverMultistep
+            }
             kind => kind,
         };
         assert_eq!(SchedulerKind::from_name(kind.class_name()), Some(by_class));
         assert_eq!(SchedulerKind::from_name(kind.short_name()), Some(kind));
         assert_eq!(kind.to_string(), kind.class_name());
     }
-    assert_eq!(SchedulerKind::all().count(), 9);
+    assert_eq!(SchedulerKind::all().count(), 12);
     assert_eq!(SchedulerKind::DpmSolverMultistepKarras.short_name(), "dpmpp_2m_karras");
     assert_eq!(SchedulerKind::Ddim.class_name(), "DDIMScheduler");
     assert_eq!(SchedulerKind::Pndm.short_name(), "pndm");
@@ -201,8 +211,34 @@ fn bad_options_are_errors() {
         (SchedulerKind::EulerDiscrete, r#"{"interpolation_type": "cubic"}"#),
         (SchedulerKind::EulerDiscrete, r#"{"final_sigmas_type": "one"}"#),
         (SchedulerKind::EulerDiscrete, r#"{"timestep_type": "fractional"}"#),
-        (SchedulerKind::DpmSolverMultistep, r#"{"algorithm_type": "sde-dpmsolver++"}"#),
+        // The noise-prediction algorithms need final_sigmas_type sigma_min (diffusers raises).
         (SchedulerKind::DpmSolverMultistep, r#"{"algorithm_type": "dpmsolver"}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"algorithm_type": "sde-dpmsolver"}"#),
+        (SchedulerKind::DpmSolverMultistep, r#"{"algorithm_type": "dpmsolver+++"}"#),
+        (SchedulerKind::DpmSolverMultistepSde, r#"{"solver_order": 3}"#),
+        (SchedulerKind::DpmSolverMultistepSde, r#"{"thresholding": true}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"solver_order": 3}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"solver_type": "bh3"}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"thresholding": true}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"use_flow_sigmas": true}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"use_dynamic_shifting": true}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"use_beta_sigmas": true}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"shift_terminal": 0.1}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"solver_p": {"_class_name": "DDIMScheduler"}}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"prediction_type": "flow_prediction"}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"use_karras_sigmas": true, "use_exponential_sigmas": true}"#),
+        // diffusers' last step gives NaN / inf with a final sigma of 0 here.
+        (SchedulerKind::UniPcMultistep, r#"{"solver_type": "bh1"}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"predict_x0": false}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"lower_order_final": false}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"final_sigmas_type": "one"}"#),
+        (SchedulerKind::UniPcMultistep, r#"{"use_karras_sigmas": true, "beta_schedule": "squaredcos_cap_v2"}"#),
+        (SchedulerKind::Lcm, r#"{"thresholding": true}"#),
+        (SchedulerKind::Lcm, r#"{"original_inference_steps": 5}"#),
+        (SchedulerKind::Lcm, r#"{"original_inference_steps": 0}"#),
+        (SchedulerKind::Lcm, r#"{"original_inference_steps": 2000}"#),
+        (SchedulerKind::Lcm, r#"{"clip_sample": true, "clip_sample_range": -1.0}"#),
+        (SchedulerKind::Lcm, r#"{"prediction_type": "flow_prediction"}"#),
         (SchedulerKind::DpmSolverMultistep, r#"{"solver_order": 3}"#),
         (SchedulerKind::DpmSolverMultistep, r#"{"solver_order": 0}"#),
         (SchedulerKind::DpmSolverMultistep, r#"{"solver_type": "rk4"}"#),
@@ -233,6 +269,17 @@ fn bad_options_are_errors() {
     // diffusers turns these into dpmsolver++ / midpoint.
     let deis = config(r#"{"algorithm_type": "deis", "solver_type": "bh2"}"#);
     assert!(create(SchedulerKind::DpmSolverMultistep, &deis, 10).is_ok());
+    let sde = config(r#"{"algorithm_type": "sde-dpmsolver", "final_sigmas_type": "sigma_min"}"#);
+    assert!(create(SchedulerKind::DpmSolverMultistep, &sde, 10).is_ok());
+    // UniPC takes DPM-Solver's solver_type names as bh2, and ignores keys it does not have.
+    let unipc = config(r#"{"solver_type": "midpoint", "algorithm_type": "sde-dpmsolver++", "solver_p": null}"#);
+    assert!(create(SchedulerKind::UniPcMultistep, &unipc, 10).is_ok());
+    let bh1 = config(r#"{"solver_type": "bh1", "final_sigmas_type": "sigma_min", "disable_corrector": [0]}"#);
+    assert!(create(SchedulerKind::UniPcMultistep, &bh1, 10).is_ok());
+    // LCM has timestep_spacing and steps_offset keys but never reads them.
+    let lcm = config(r#"{"timestep_spacing": "trailing", "steps_offset": 7, "original_inference_steps": 4}"#);
+    assert_eq!(create(SchedulerKind::Lcm, &lcm, 4).unwrap().timesteps(), &[999.0, 749.0, 499.0, 249.0]);
+    assert!(is_invalid(create(SchedulerKind::Lcm, &lcm, 5)));
     // numpy's arange makes 62 "trailing" timesteps for 61 steps; diffusers would run 62.
     let trailing = config(r#"{"timestep_spacing": "trailing"}"#);
     assert!(is_invalid(create(SchedulerKind::DpmSolverMultistep, &trailing, 61)));
@@ -254,6 +301,27 @@ fn dpm_karras_kind_forces_karras_sigmas() {
         run(SchedulerKind::DpmSolverMultistepKarras, &sd15(), 20).unwrap(),
         run(SchedulerKind::DpmSolverMultistep, &karras, 20).unwrap()
     );
+}
+
+#[test]
+fn dpm_sde_kind_forces_the_sde_algorithm() {
+    let mut sde = sd15();
+    sde.algorithm_type = Some("sde-dpmsolver++".into());
+    let forced = run(SchedulerKind::DpmSolverMultistepSde, &sd15(), 12).unwrap();
+    // The plain kind runs the SDE when the config says so, as diffusers does.
+    assert_eq!(forced, run(SchedulerKind::DpmSolverMultistep, &sde, 12).unwrap());
+    assert_ne!(forced, run(SchedulerKind::DpmSolverMultistep, &sd15(), 12).unwrap());
+    // Whatever the config's algorithm_type.
+    let mut other = sd15();
+    other.algorithm_type = Some("dpmsolver++".into());
+    assert_eq!(forced, run(SchedulerKind::DpmSolverMultistepSde, &other, 12).unwrap());
+    // The noise comes from the rng: another seed, another result.
+    let mut a = create(SchedulerKind::DpmSolverMultistepSde, &sd15(), 3).unwrap();
+    let mut b = create(SchedulerKind::DpmSolverMultistepSde, &sd15(), 3).unwrap();
+    let (mut xa, mut xb) = (vec![0.5f32; 4], vec![0.5f32; 4]);
+    a.step(&[0.1; 4], 0, &mut xa, &mut NumpyRng::new(0)).unwrap();
+    b.step(&[0.1; 4], 0, &mut xb, &mut NumpyRng::new(1)).unwrap();
+    assert_ne!(xa, xb);
 }
 
 #[test]
