@@ -25,7 +25,8 @@ static void usage(FILE *to) {
             "  --seed N                seed (default 0; numpy: 0..4294967295)\n"
             "  --rng NAME              numpy (diffusers ONNX, default) or torch (diffusers on CPU)\n"
             "  --scheduler NAME        pndm, ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, lms,\n"
-            "                          heun, ddpm or a diffusers class name\n"
+            "                          heun, ddpm, dpm2, dpm2_a, dpmpp_sde or a diffusers\n"
+            "                          class name\n"
             "                          (default: the model's scheduler_config.json)\n"
             "  --output PATH           PNG to write (default txt2img.png)\n"
             "  --quiet                 no progress bar\n");

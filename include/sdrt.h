@@ -287,6 +287,23 @@ typedef struct sdrt_generate_params {
 #define SDRT_SCHEDULER_DDPM 9
 
 /**
+ * KDPM2DiscreteScheduler (DPM2; two UNet evaluations per step).
+ */
+#define SDRT_SCHEDULER_DPM2 10
+
+/**
+ * KDPM2AncestralDiscreteScheduler (DPM2 a); its noise comes from the chosen `sdrt_rng`.
+ */
+#define SDRT_SCHEDULER_DPM2_ANCESTRAL 11
+
+/**
+ * DPMSolverSDEScheduler (DPM++ SDE), Brownian-tree-free: its noise comes from the chosen
+ * `sdrt_rng` (independent N(0,1) draws) instead of diffusers' torchsde Brownian tree, so
+ * images differ from diffusers'. Two UNet evaluations per step.
+ */
+#define SDRT_SCHEDULER_DPMPP_SDE 13
+
+/**
  * `np.random.RandomState(seed)`, as diffusers' ONNX pipelines (default). Seeds 0 to 2^32-1.
  */
 #define SDRT_RNG_NUMPY 0
@@ -382,6 +399,12 @@ typedef struct sdrt_generate_params {
 
 
 
+
+
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -450,8 +473,10 @@ sdrt_status sdrt_rng_from_name(const char *name, sdrt_rng *out);
  * Looks up a sampler by name, any case: diffusers class names (`PNDMScheduler`,
  * `DDIMScheduler`, `EulerDiscreteScheduler`, `DPMSolverMultistepScheduler`,
  * `LMSDiscreteScheduler`, `HeunDiscreteScheduler`, `EulerAncestralDiscreteScheduler`,
- * `DDPMScheduler`) or short names (`pndm`, `plms`, `ddim`, `euler`, `dpmpp_2m`,
- * `dpmpp_2m_karras`, `lms`, `heun`, `euler_a`, `ddpm`, and the A1111 `k_*` spellings).
+ * `DDPMScheduler`, `KDPM2DiscreteScheduler`, `KDPM2AncestralDiscreteScheduler`,
+ * `DPMSolverSDEScheduler`) or short names (`pndm`, `plms`, `ddim`, `euler`, `dpmpp_2m`,
+ * `dpmpp_2m_karras`, `lms`, `heun`, `euler_a`, `ddpm`, `dpm2`, `dpm2_a`, `dpmpp_sde`, and
+ * the A1111 `k_*` spellings).
  * On success writes the `SDRT_SCHEDULER_*` value to `*out`.
  */
 sdrt_status sdrt_scheduler_from_name(const char *name, sdrt_scheduler *out);
