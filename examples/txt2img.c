@@ -24,6 +24,7 @@ static void usage(FILE *to) {
             "  --width W --height H    image size, multiples of 8 (default: the model's)\n"
             "  --seed N                seed (default 0; numpy: 0..4294967295)\n"
             "  --rng NAME              numpy (diffusers ONNX, default) or torch (diffusers on CPU)\n"
+<<<<<<< HEAD
             "  --scheduler NAME        pndm, ddim, euler, euler_a, heun, lms, dpm2, dpm2_a,
 "
             "                          dpmpp_2m, dpmpp_2m_sde, dpmpp_sde, unipc, lcm, ddpm or a
@@ -32,6 +33,11 @@ static void usage(FILE *to) {
 "
             "                          that sigma spacing (dpmpp_2m_karras, euler_exponential)
 "
+=======
+            "  --scheduler NAME        pndm, ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, lms,\n"
+            "                          heun, ddpm, dpm2, dpm2_a, dpmpp_sde or a diffusers\n"
+            "                          class name\n"
+>>>>>>> kdpm
             "                          (default: the model's scheduler_config.json)\n"
             "  --output PATH           PNG to write (default txt2img.png)\n"
             "  --quiet                 no progress bar\n");

@@ -316,10 +316,27 @@ typedef struct sdrt_generate_params {
 #define SDRT_SCHEDULER_DDPM 9
 
 /**
+ * KDPM2DiscreteScheduler (DPM2; two UNet evaluations per step).
+ */
+#define SDRT_SCHEDULER_DPM2 10
+
+/**
+ * KDPM2AncestralDiscreteScheduler (DPM2 a); its noise comes from the chosen `sdrt_rng`.
+ */
+#define SDRT_SCHEDULER_DPM2_ANCESTRAL 11
+
+/**
  * DPMSolverMultistepScheduler, sde-dpmsolver++ order 2 (DPM++ 2M SDE); its noise comes from
  * the chosen `sdrt_rng`.
  */
 #define SDRT_SCHEDULER_DPMPP_2M_SDE 12
+
+/**
+ * DPMSolverSDEScheduler (DPM++ SDE), Brownian-tree-free: its noise comes from the chosen
+ * `sdrt_rng` (independent N(0,1) draws) instead of diffusers' torchsde Brownian tree, so
+ * images differ from diffusers'. Two UNet evaluations per step.
+ */
+#define SDRT_SCHEDULER_DPMPP_SDE 13
 
 /**
  * UniPCMultistepScheduler (bh2, order 2 unless the config says otherwise).
@@ -463,6 +480,12 @@ typedef struct sdrt_generate_params {
 
 
 
+
+
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -531,9 +554,11 @@ sdrt_status sdrt_rng_from_name(const char *name, sdrt_rng *out);
  * Looks up a sampler by name, any case: diffusers class names (`PNDMScheduler`,
  * `DDIMScheduler`, `EulerDiscreteScheduler`, `DPMSolverMultistepScheduler`,
  * `LMSDiscreteScheduler`, `HeunDiscreteScheduler`, `EulerAncestralDiscreteScheduler`,
- * `DDPMScheduler`, `UniPCMultistepScheduler`, `LCMScheduler`) or short names (`pndm`, `plms`,
- * `ddim`, `euler`, `dpmpp_2m`, `dpmpp_2m_karras`, `dpmpp_2m_sde`, `lms`, `heun`, `euler_a`,
- * `ddpm`, `unipc`, `lcm`, and the A1111 `k_*` spellings).
+ * `DDPMScheduler`, `KDPM2DiscreteScheduler`, `KDPM2AncestralDiscreteScheduler`,
+ * `DPMSolverSDEScheduler`, `UniPCMultistepScheduler`, `LCMScheduler`) or short names (`pndm`,
+ * `plms`, `ddim`, `euler`, `dpmpp_2m`, `dpmpp_2m_karras`, `dpmpp_2m_sde`, `lms`, `heun`,
+ * `euler_a`, `ddpm`, `dpm2`, `dpm2_a`, `dpmpp_sde`, `unipc`, `lcm`, and the A1111 `k_*`
+ * spellings).
  * On success writes the `SDRT_SCHEDULER_*` value to `*out`.
  */
 sdrt_status sdrt_scheduler_from_name(const char *name, sdrt_scheduler *out);

@@ -106,9 +106,15 @@ fn every_sampler_matches_diffusers_with_torch_and_numpy_seeds() {
         images.push((name, image));
     }
     // The samplers must really differ from each other: a kind silently falling back to
-    // another would otherwise pass against a reference that happens to be close.
+    // another would otherwise pass against a reference that happens to be close. Euler
+    // ancestral and DDPM are the same update (DDIM with eta = 1) written two ways.
+    const SAME_METHOD: &[(&str, &str)] = &[("euler_a", "ddpm")];
     for (i, (a, image_a)) in images.iter().enumerate() {
         for (b, image_b) in &images[i + 1..] {
+            if SAME_METHOD.contains(&(a.as_str(), b.as_str())) {
+                assert!(max_abs_diff(image_a, image_b) <= TOLERANCE, "{a} and {b} should agree");
+                continue;
+            }
             let diff = max_abs_diff(image_a, image_b);
             assert!(diff > 10.0 * TOLERANCE, "{a} and {b} give the same image (max diff {diff})");
         }

@@ -1,11 +1,15 @@
 //! Every sampler (PNDM, DDIM, Euler, DPM-Solver++ including DPM++ 2M SDE and the
-//! noise-prediction variants, LMS, Heun, Euler ancestral, DDPM, UniPC, LCM) against diffusers
-//! 0.39 itself (scripts/fixtures/scheduler_refs.py):
+//! noise-prediction variants, LMS, Heun, Euler ancestral, DDPM, DPM2, DPM2 ancestral, DPM++ SDE,
+//! UniPC, LCM) against diffusers 0.39 itself (scripts/fixtures/scheduler_refs.py):
 //! the same denoising loop as the ONNX pipeline with a fixed closed-form "model", compared
 //! after every step, plus timesteps for many step counts and the training noise schedules.
-//! Euler ancestral, DDPM, the SDE DPM-Solvers and LCM draw their noise from `NumpyRng::new(0)`
-//! (the reference script patches the same numpy stream into diffusers' `randn_tensor`). For
-//! LCM the last step's sample is `denoised`, which the LCM pipeline decodes.
+//! Euler ancestral, DDPM, DPM2 ancestral, the SDE DPM-Solvers and LCM draw their noise from
+//! `NumpyRng::new(0)` (the reference script patches the same numpy stream into diffusers'
+//! `randn_tensor`). For LCM the last step's sample is `denoised`, which the LCM pipeline
+//! decodes. DPM++ SDE is sdrt's Brownian-tree-free variant: it draws from the same rng, and
+//! the reference script replaces diffusers' `BrownianTreeNoiseSampler` with one returning
+//! draws from that numpy stream (N(0,1), as the tree's normalised increments are), so the step
+//! arithmetic is compared exactly while the noise itself differs from diffusers' Brownian tree.
 //!
 //! Run with `--nocapture` to see the largest differences per sampler.
 
@@ -79,10 +83,29 @@ impl Err {
 /// an ulp or two from libm differences, not for a wrong formula or timestep.
 const TOLERANCE: f64 = 1.5e-6;
 
+/// Cases allowed a larger sample tolerance, each with its measured cause. Nothing else may
+/// be added here without the same analysis.
+///
+/// * `dpm2_a_class_defaults_6`: torch's float32 sqrt (MKL VML, not correctly rounded; see
+///   noise_schedules_match_torch) gives `sqrt(sigma_interpol^2 + 1)` one ulp below the
+///   correctly rounded value sdrt computes at loop index 1, so the model input differs by an
+///   ulp. diffusers' DPM2 update `x + (x - (x - sigma * m)) / sigma * dt` then cancels
+///   catastrophically (x ~ 60 there, the result ~ 3), turning that ulp into ~1.1e-5 absolute,
+///   which stays constant over the remaining steps (3.3e-6 relative at worst). Reproduced in
+///   numpy with diffusers' own sigmas: the same 1.1444e-5 appears when only that sqrt is
+///   rounded correctly.
+const TOLERANCE_EXCEPTIONS: &[(&str, f64)] = &[("dpm2_a_class_defaults_6", 4e-6)];
+
+fn tolerance(case: &str) -> f64 {
+    TOLERANCE_EXCEPTIONS.iter().find(|(name, _)| *name == case).map_or(TOLERANCE, |(_, tol)| *tol)
+}
+
 /// Cases whose timesteps come from numpy's vectorised float32 `log` / torch's `exp` (not
-/// correctly rounded), so they agree to a few float32 ulps rather than exactly.
+/// correctly rounded), so they agree to a few float32 ulps rather than exactly. DPM2, DPM2
+/// ancestral and DPM++ SDE all have such timesteps: their second-order (midpoint) timesteps
+/// go through `_sigma_to_t`, which takes numpy's float32 `log`.
 fn timestep_tolerance(name: &str) -> f32 {
-    if ["karras", "exponential", "continuous"].iter().any(|k| name.contains(k)) {
+    if ["karras", "exponential", "continuous", "dpm2", "dpmpp_sde"].iter().any(|k| name.contains(k)) {
         1e-4
     } else {
         0.0
@@ -149,10 +172,12 @@ fn denoising_loops_match_diffusers() {
                 None if case.get("scales_input").is_some() => {}
                 None => assert_eq!(input, latents, "{name}: this scheduler does not scale its input"),
             }
-            model(&input, t, &mut output);
+            // The model sees diffusers' timestep: sdrt's are compared above (some only to a
+            // few ulps), and an ulp in t must not hide an operation-order slip in `step`.
+            model(&input, want_t[i], &mut output);
             sched.step(&output, i, &mut latents, &mut rng).unwrap_or_else(|e| panic!("{name} step {i}: {e}"));
             let e = entry.1.update(&latents, &floats(&samples[i]));
-            if e.rel > TOLERANCE {
+            if e.rel > tolerance(name) {
                 failures.push(format!("{name} step {i} (t = {t}): sample off by {e:?}"));
             }
             entry.2 += 1;

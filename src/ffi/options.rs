@@ -49,9 +49,17 @@ pub const SDRT_SCHEDULER_HEUN: sdrt_scheduler = 7;
 pub const SDRT_SCHEDULER_EULER_ANCESTRAL: sdrt_scheduler = 8;
 /// DDPMScheduler; its noise comes from the chosen `sdrt_rng`.
 pub const SDRT_SCHEDULER_DDPM: sdrt_scheduler = 9;
+/// KDPM2DiscreteScheduler (DPM2; two UNet evaluations per step).
+pub const SDRT_SCHEDULER_DPM2: sdrt_scheduler = 10;
+/// KDPM2AncestralDiscreteScheduler (DPM2 a); its noise comes from the chosen `sdrt_rng`.
+pub const SDRT_SCHEDULER_DPM2_ANCESTRAL: sdrt_scheduler = 11;
 /// DPMSolverMultistepScheduler, sde-dpmsolver++ order 2 (DPM++ 2M SDE); its noise comes from
 /// the chosen `sdrt_rng`.
 pub const SDRT_SCHEDULER_DPMPP_2M_SDE: sdrt_scheduler = 12;
+/// DPMSolverSDEScheduler (DPM++ SDE), Brownian-tree-free: its noise comes from the chosen
+/// `sdrt_rng` (independent N(0,1) draws) instead of diffusers' torchsde Brownian tree, so
+/// images differ from diffusers'. Two UNet evaluations per step.
+pub const SDRT_SCHEDULER_DPMPP_SDE: sdrt_scheduler = 13;
 /// UniPCMultistepScheduler (bh2, order 2 unless the config says otherwise).
 pub const SDRT_SCHEDULER_UNIPC: sdrt_scheduler = 14;
 /// LCMScheduler, for LCM-distilled models; its noise comes from the chosen `sdrt_rng`.
@@ -251,9 +259,11 @@ pub(crate) fn rng_kind(code: sdrt_rng) -> Result<RngKind, Failure> {
 /// Looks up a sampler by name, any case: diffusers class names (`PNDMScheduler`,
 /// `DDIMScheduler`, `EulerDiscreteScheduler`, `DPMSolverMultistepScheduler`,
 /// `LMSDiscreteScheduler`, `HeunDiscreteScheduler`, `EulerAncestralDiscreteScheduler`,
-/// `DDPMScheduler`, `UniPCMultistepScheduler`, `LCMScheduler`) or short names (`pndm`, `plms`,
-/// `ddim`, `euler`, `dpmpp_2m`, `dpmpp_2m_karras`, `dpmpp_2m_sde`, `lms`, `heun`, `euler_a`,
-/// `ddpm`, `unipc`, `lcm`, and the A1111 `k_*` spellings).
+/// `DDPMScheduler`, `KDPM2DiscreteScheduler`, `KDPM2AncestralDiscreteScheduler`,
+/// `DPMSolverSDEScheduler`, `UniPCMultistepScheduler`, `LCMScheduler`) or short names (`pndm`,
+/// `plms`, `ddim`, `euler`, `dpmpp_2m`, `dpmpp_2m_karras`, `dpmpp_2m_sde`, `lms`, `heun`,
+/// `euler_a`, `ddpm`, `dpm2`, `dpm2_a`, `dpmpp_sde`, `unipc`, `lcm`, and the A1111 `k_*`
+/// spellings).
 /// On success writes the `SDRT_SCHEDULER_*` value to `*out`.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_scheduler_from_name(name: *const c_char, out: *mut sdrt_scheduler) -> sdrt_status {
@@ -337,7 +347,10 @@ const SCHEDULERS: &[(sdrt_scheduler, SchedulerKind, &CStr)] = &[
     (SDRT_SCHEDULER_HEUN, SchedulerKind::HeunDiscrete, c"HeunDiscreteScheduler"),
     (SDRT_SCHEDULER_EULER_ANCESTRAL, SchedulerKind::EulerAncestralDiscrete, c"EulerAncestralDiscreteScheduler"),
     (SDRT_SCHEDULER_DDPM, SchedulerKind::Ddpm, c"DDPMScheduler"),
+    (SDRT_SCHEDULER_DPM2, SchedulerKind::Kdpm2, c"KDPM2DiscreteScheduler"),
+    (SDRT_SCHEDULER_DPM2_ANCESTRAL, SchedulerKind::Kdpm2Ancestral, c"KDPM2AncestralDiscreteScheduler"),
     (SDRT_SCHEDULER_DPMPP_2M_SDE, SchedulerKind::DpmSolverMultistepSde, c"DPMSolverMultistepScheduler"),
+    (SDRT_SCHEDULER_DPMPP_SDE, SchedulerKind::DpmSolverSde, c"DPMSolverSDEScheduler"),
     (SDRT_SCHEDULER_UNIPC, SchedulerKind::UniPcMultistep, c"UniPCMultistepScheduler"),
     (SDRT_SCHEDULER_LCM, SchedulerKind::Lcm, c"LCMScheduler"),
 ];

@@ -61,6 +61,8 @@ pub struct SchedulerConfig {
     pub variance_type: Option<String>,
     /// DPM-Solver: only the default (-inf, which JSON cannot spell, so absent) is supported.
     pub lambda_min_clipped: Option<f64>,
+    /// DPM-Solver SDE: the Brownian tree's seed (not supported: sdrt's DPM++ SDE has no tree).
+    pub noise_sampler_seed: Option<i64>,
     /// UniPC: predict x0 (true, the default) or the noise.
     pub predict_x0: Option<bool>,
     /// UniPC: step indices whose corrector is skipped (default none).

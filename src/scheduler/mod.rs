@@ -19,9 +19,12 @@ pub mod config;
 mod ddim;
 mod ddpm;
 mod dpmpp_2m;
+mod dpmpp_sde;
 mod euler;
 mod euler_ancestral;
 mod heun;
+mod kdpm2;
+mod kdpm2_ancestral;
 mod lcm;
 mod lms;
 mod pndm;
@@ -34,9 +37,12 @@ pub use config::{
 pub use ddim::{DdimScheduler, DDIM_DEFAULTS};
 pub use ddpm::{DdpmScheduler, DDPM_DEFAULTS};
 pub use dpmpp_2m::{DpmSolverMultistepScheduler, DPM_SOLVER_DEFAULTS};
+pub use dpmpp_sde::{DpmSolverSdeScheduler, DPM_SOLVER_SDE_DEFAULTS};
 pub use euler::{EulerDiscreteScheduler, EULER_DEFAULTS};
 pub use euler_ancestral::{EulerAncestralDiscreteScheduler, EULER_ANCESTRAL_DEFAULTS};
 pub use heun::{HeunDiscreteScheduler, HEUN_DEFAULTS};
+pub use kdpm2::{Kdpm2DiscreteScheduler, KDPM2_DEFAULTS};
+pub use kdpm2_ancestral::{Kdpm2AncestralDiscreteScheduler, KDPM2_ANCESTRAL_DEFAULTS};
 pub use lcm::{LcmScheduler, LCM_DEFAULTS};
 pub use lms::{lms_coefficient, LmsDiscreteScheduler, LMS_DEFAULTS};
 pub use pndm::{PndmScheduler, PNDM_DEFAULTS};
@@ -49,7 +55,8 @@ use crate::rng::NormalRng;
 /// A sampler, set up for one run of `num_inference_steps`.
 pub trait Scheduler: Send {
     /// Timesteps to feed the UNet, in loop order (PNDM with skip_prk_steps has steps+1 of
-    /// them, as in diffusers, except for 1 step; Heun has 2 * steps - 1).
+    /// them, as in diffusers, except for 1 step; Heun, DPM2, DPM2 ancestral and DPM++ SDE have
+    /// 2 * steps - 1).
     fn timesteps(&self) -> &[f32];
     /// Factor for the initial N(0,1) latents: 1 for samplers in the DDPM parametrisation,
     /// the largest sigma for the k-diffusion ones.
@@ -94,6 +101,19 @@ pub enum SchedulerKind {
     EulerAncestralDiscrete,
     /// DDPM ancestral sampling (`DDPMScheduler`): draws noise every step with t > 0.
     Ddpm,
+    /// DPM-Solver-2 (`KDPM2DiscreteScheduler`, "DPM2"): two model evaluations per step, the
+    /// second at the geometric mean of the step's sigmas.
+    Kdpm2,
+    /// DPM-Solver-2 ancestral (`KDPM2AncestralDiscreteScheduler`, "DPM2 a"): as
+    /// [`SchedulerKind::Kdpm2`], plus noise from the run's generator after every step but the
+    /// last.
+    Kdpm2Ancestral,
+    /// DPM++ SDE (`DPMSolverSDEScheduler`), **Brownian-tree-free variant**: diffusers draws its
+    /// noise from a `torchsde` Brownian tree; sdrt draws each noise sample as an independent
+    /// N(0,1) draw from the run's generator (k-diffusion's default noise sampler), at the
+    /// points where diffusers calls its noise sampler. Same algorithm and schedule, different
+    /// noise, so images differ from diffusers'. Two model evaluations per step.
+    DpmSolverSde,
     /// DPM++ 2M SDE: `DPMSolverMultistepScheduler` with `algorithm_type` forced to
     /// `sde-dpmsolver++`; draws noise every step. Same class as
     /// [`SchedulerKind::DpmSolverMultistep`] (which runs the SDE too when the config says so),
@@ -131,6 +151,13 @@ pub const KINDS: &[(SchedulerKind, &str, &[&str])] = &[
         &["euler_a", "euler_ancestral", "euler-ancestral", "k_euler_a", "k_euler_ancestral"],
     ),
     (SchedulerKind::Ddpm, "DDPMScheduler", &["ddpm"]),
+    (SchedulerKind::Kdpm2, "KDPM2DiscreteScheduler", &["dpm2", "kdpm2", "k_dpm_2", "dpm_2"]),
+    (
+        SchedulerKind::Kdpm2Ancestral,
+        "KDPM2AncestralDiscreteScheduler",
+        &["dpm2_a", "kdpm2_a", "k_dpm_2_a", "dpm2_ancestral", "kdpm2_ancestral"],
+    ),
+    (SchedulerKind::DpmSolverSde, "DPMSolverSDEScheduler", &["dpmpp_sde", "dpm++_sde", "k_dpmpp_sde", "dpm++ sde"]),
     // Listed after DpmSolverMultistep, which its class name resolves to.
     (
         SchedulerKind::DpmSolverMultistepSde,
@@ -182,6 +209,9 @@ impl SchedulerKind {
             | SchedulerKind::DpmSolverMultistepSde
             | SchedulerKind::LmsDiscrete
             | SchedulerKind::HeunDiscrete
+            | SchedulerKind::Kdpm2
+            | SchedulerKind::Kdpm2Ancestral
+            | SchedulerKind::DpmSolverSde
             | SchedulerKind::UniPcMultistep => true,
             SchedulerKind::Pndm
             | SchedulerKind::Ddim
@@ -304,6 +334,9 @@ pub fn create(kind: SchedulerKind, config: &SchedulerConfig, num_inference_steps
             Box::new(EulerAncestralDiscreteScheduler::new(config, num_inference_steps)?)
         }
         SchedulerKind::Ddpm => Box::new(DdpmScheduler::new(config, num_inference_steps)?),
+        SchedulerKind::Kdpm2 => Box::new(Kdpm2DiscreteScheduler::new(config, num_inference_steps)?),
+        SchedulerKind::Kdpm2Ancestral => Box::new(Kdpm2AncestralDiscreteScheduler::new(config, num_inference_steps)?),
+        SchedulerKind::DpmSolverSde => Box::new(DpmSolverSdeScheduler::new(config, num_inference_steps)?),
         SchedulerKind::DpmSolverMultistepSde => {
             Box::new(DpmSolverMultistepScheduler::new_sde(config, num_inference_steps)?)
         }

@@ -73,6 +73,22 @@ fn names_resolve_case_insensitively() {
         ("EulerAncestralDiscreteScheduler", SchedulerKind::EulerAncestralDiscrete),
         ("DDPMScheduler", SchedulerKind::Ddpm),
         ("ddpm", SchedulerKind::Ddpm),
+        ("KDPM2DiscreteScheduler", SchedulerKind::Kdpm2),
+        ("DPM2", SchedulerKind::Kdpm2),
+        ("k_dpm_2", SchedulerKind::Kdpm2),
+        ("dpm_2", SchedulerKind::Kdpm2),
+        ("kdpm2", SchedulerKind::Kdpm2),
+        ("KDPM2AncestralDiscreteScheduler", SchedulerKind::Kdpm2Ancestral),
+        ("dpm2_a", SchedulerKind::Kdpm2Ancestral),
+        ("k_dpm_2_a", SchedulerKind::Kdpm2Ancestral),
+        ("kdpm2_a", SchedulerKind::Kdpm2Ancestral),
+        ("DPM2_Ancestral", SchedulerKind::Kdpm2Ancestral),
+        ("kdpm2_ancestral", SchedulerKind::Kdpm2Ancestral),
+        ("DPMSolverSDEScheduler", SchedulerKind::DpmSolverSde),
+        ("dpmpp_sde", SchedulerKind::DpmSolverSde),
+        ("DPM++ SDE", SchedulerKind::DpmSolverSde),
+        ("dpm++_sde", SchedulerKind::DpmSolverSde),
+        ("k_dpmpp_sde", SchedulerKind::DpmSolverSde),
         ("dpmpp_2m_sde", SchedulerKind::DpmSolverMultistepSde),
         ("DPM++ 2M SDE", SchedulerKind::DpmSolverMultistepSde),
         ("sde-dpmsolver++", SchedulerKind::DpmSolverMultistepSde),
@@ -99,7 +115,7 @@ fn names_resolve_case_insensitively() {
         assert_eq!(SchedulerKind::from_name(kind.short_name()), Some(kind));
         assert_eq!(kind.to_string(), kind.class_name());
     }
-    assert_eq!(SchedulerKind::all().count(), 12);
+    assert_eq!(SchedulerKind::all().count(), 15);
     assert_eq!(SchedulerKind::DpmSolverMultistepKarras.short_name(), "dpmpp_2m_karras");
     assert_eq!(SchedulerKind::Ddim.class_name(), "DDIMScheduler");
     assert_eq!(SchedulerKind::Pndm.short_name(), "pndm");
@@ -259,6 +275,18 @@ fn bad_options_are_errors() {
         // Karras sigmas on the cosine schedule repeat the first timestep (diffusers then
         // runs off the end of its sigmas).
         (SchedulerKind::DpmSolverMultistepKarras, r#"{"beta_schedule": "squaredcos_cap_v2"}"#),
+        // diffusers raises NotImplementedError for "sample" in these classes' step.
+        (SchedulerKind::Kdpm2, r#"{"prediction_type": "sample"}"#),
+        (SchedulerKind::Kdpm2Ancestral, r#"{"prediction_type": "sample"}"#),
+        (SchedulerKind::DpmSolverSde, r#"{"prediction_type": "sample"}"#),
+        (SchedulerKind::Kdpm2, r#"{"use_beta_sigmas": true}"#),
+        (SchedulerKind::Kdpm2Ancestral, r#"{"use_karras_sigmas": true, "use_exponential_sigmas": true}"#),
+        (SchedulerKind::DpmSolverSde, r#"{"use_beta_sigmas": true}"#),
+        (SchedulerKind::Kdpm2, r#"{"timestep_spacing": "uniform"}"#),
+        // The Brownian tree's seed: sdrt's DPM++ SDE has no tree.
+        (SchedulerKind::DpmSolverSde, r#"{"noise_sampler_seed": 42}"#),
+        // A zero training sigma (beta 0) inside the schedule would divide by zero.
+        (SchedulerKind::Kdpm2, r#"{"num_train_timesteps": 2, "trained_betas": [0.0, 0.0]}"#),
     ];
     for (kind, json) in cases {
         assert!(is_invalid(create(*kind, &config(json), 10)), "{kind} {json}");
@@ -286,6 +314,67 @@ fn bad_options_are_errors() {
     assert!(create(SchedulerKind::DpmSolverMultistep, &trailing, 60).is_ok());
     assert!(is_invalid(create(SchedulerKind::Ddpm, &trailing, 61)));
     assert!(create(SchedulerKind::Ddpm, &trailing, 60).is_ok());
+    for kind in [SchedulerKind::Kdpm2, SchedulerKind::Kdpm2Ancestral, SchedulerKind::DpmSolverSde] {
+        assert!(is_invalid(create(kind, &trailing, 61)), "{kind}");
+        assert!(create(kind, &trailing, 60).is_ok(), "{kind}");
+    }
+    // Keys these classes do not have are ignored, as diffusers ignores them.
+    let foreign = config(
+        r#"{"rescale_betas_zero_snr": true, "thresholding": true, "final_sigmas_type": "one",
+            "interpolation_type": "cubic", "solver_order": 7, "clip_sample": true}"#,
+    );
+    for kind in [SchedulerKind::Kdpm2, SchedulerKind::Kdpm2Ancestral, SchedulerKind::DpmSolverSde] {
+        assert!(run(kind, &foreign, 10).is_ok(), "{kind}");
+    }
+    assert!(create(SchedulerKind::DpmSolverSde, &config(r#"{"noise_sampler_seed": null}"#), 10).is_ok());
+}
+
+#[test]
+fn two_evaluation_samplers_interleave_their_timesteps() {
+    let c = sd15();
+    for kind in [SchedulerKind::Kdpm2, SchedulerKind::Kdpm2Ancestral, SchedulerKind::DpmSolverSde] {
+        for steps in [1, 2, 5] {
+            let sched = create(kind, &c, steps).unwrap();
+            let t = sched.timesteps();
+            assert_eq!(t.len(), 2 * steps - 1, "{kind} {steps}");
+            // Even indices are the spaced timesteps, odd ones lie between their neighbours.
+            for i in (1..t.len()).step_by(2) {
+                assert!(t[i - 1] >= t[i] && t[i] >= t[i + 1], "{kind} {steps}: {t:?}");
+            }
+        }
+    }
+    // DPM2 steps must come in order.
+    let mut rng = NumpyRng::new(0);
+    let mut dpm2 = create(SchedulerKind::Kdpm2, &c, 3).unwrap();
+    let mut sample = vec![0.1f32; 8];
+    assert!(is_invalid(dpm2.step(&[0.0; 8], 1, &mut sample, &mut rng)));
+    assert!(dpm2.step(&[0.0; 8], 0, &mut sample, &mut rng).is_ok());
+    assert!(is_invalid(dpm2.step(&[0.0; 4], 1, &mut [0.0; 4], &mut rng)));
+}
+
+/// The ancestral and SDE samplers draw one sample-sized block of noise where diffusers does:
+/// DPM2 ancestral on each second-order index (n - 1 draws), DPM++ SDE on every index but the
+/// last (2n - 2 draws).
+#[test]
+fn noise_draw_counts() {
+    struct Counting(usize);
+    impl crate::rng::NormalRng for Counting {
+        fn fill_standard_normal(&mut self, out: &mut [f32]) {
+            self.0 += 1;
+            out.iter_mut().for_each(|v| *v = 0.0);
+        }
+    }
+    for (kind, draws) in
+        [(SchedulerKind::Kdpm2, 0), (SchedulerKind::Kdpm2Ancestral, 4), (SchedulerKind::DpmSolverSde, 8)]
+    {
+        let mut sched = create(kind, &sd15(), 5).unwrap();
+        let mut rng = Counting(0);
+        let mut latents = vec![0.5f32; 4];
+        for i in 0..sched.timesteps().len() {
+            sched.step(&[0.1; 4], i, &mut latents, &mut rng).unwrap();
+        }
+        assert_eq!(rng.0, draws, "{kind}");
+    }
 }
 
 #[test]
