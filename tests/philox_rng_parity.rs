@@ -201,3 +201,64 @@ fn generator_state() {
     again.randn(1);
     assert_eq!(again.randn(8), third);
 }
+
+/// Asserts that `got` agrees with 4-decimal CUDA prints.
+fn assert_prints(got: &[f32], printed: &[f32], what: &str) {
+    assert_eq!(got.len(), printed.len(), "{what}");
+    for (i, (g, p)) in got.iter().zip(printed).enumerate() {
+        assert!((g - p).abs() <= 0.5e-4 + 2e-6, "{what}, element {i}: {g} vs CUDA's {p}");
+    }
+}
+
+#[test]
+fn matches_more_published_cuda_prints() {
+    // flashinfer-ai/flashinfer, flashinfer/logits_processor/processors.py, `Sample` docstring:
+    // `torch.manual_seed(42); torch.randn(2, 5, device="cuda")`. (Its next randn follows a
+    // sampling kernel that takes philox offsets of its own, so it is not a plain second draw.)
+    let mut rng = PhiloxRng::new(42);
+    let printed = [0.1940, 2.1614, -0.1721, 0.8491, -1.9244, 0.6530, -0.6494, -0.8175, 0.5280, -1.2753];
+    assert_prints(&rng.randn(10), &printed, "flashinfer Sample docstring, seed 42");
+
+    // The following were found by code search in public GitHub files whose repository could not
+    // be identified; each shows tensors printed with device='cuda:0'.
+    //
+    // A Triton softmax exercise: `torch.manual_seed(42); arr = torch.randn((1823, 781),
+    // device='cuda'); print(arr[0:10])` -> the first and last three columns of rows 0-2 and 7-9.
+    let arr = PhiloxRng::new(42).randn(1823 * 781);
+    let rows: [(usize, [f32; 6]); 6] = [
+        (0, [0.1940, 2.1614, -0.1721, -0.8353, -1.6443, 0.1315]),
+        (1, [-0.1797, 0.9744, -2.0136, 0.0543, 0.2508, -0.2370]),
+        (2, [1.1266, 1.5895, 0.1072, -0.4797, 1.4313, 1.7260]),
+        (7, [1.9695, 0.5996, 0.5583, -0.0692, 2.9254, 0.9274]),
+        (8, [-1.7301, 1.2562, -1.2144, -0.4262, -2.0327, -1.0277]),
+        (9, [-0.2987, 0.1946, 1.1640, -0.2081, -1.0439, 0.7082]),
+    ];
+    for (r, printed) in rows {
+        let row = &arr[r * 781..(r + 1) * 781];
+        let got = [row[0], row[1], row[2], row[778], row[779], row[780]];
+        assert_prints(&got, &printed, &format!("1823x781, seed 42, row {r}"));
+    }
+
+    // Six 4-element tensors passed as literal arguments to an inductor repro, printed from
+    // CUDA: successive `torch.randn(4, device='cuda')` after `torch.manual_seed(42)`.
+    let draws: [[f32; 4]; 6] = [
+        [0.1940, 2.1614, -0.1721, 0.8491],
+        [0.1391, -0.1082, -0.7174, 0.7566],
+        [-0.5187, 1.2268, 0.6255, -0.9117],
+        [-0.6974, -1.8688, -0.8832, -1.6627],
+        [-1.2682, -0.0383, -0.1029, 1.4400],
+        [1.4640, -0.3238, 0.7740, 1.5892],
+    ];
+    let mut rng = PhiloxRng::new(42);
+    for (k, printed) in draws.iter().enumerate() {
+        assert_prints(&rng.randn(4), printed, &format!("seed 42, successive draw #{k}"));
+    }
+
+    // Notes measured on an RTX A4500: `torch.manual_seed(1)`, then `torch.randn(3)` on CUDA
+    // gives [-0.2963, 2.6764, -0.1408]; after one CUDA `torch.randn(1000)` it gives
+    // [-0.6340, -0.6431, -0.6420] (the 1000-element draw took exactly one Philox block).
+    assert_prints(&PhiloxRng::new(1).randn(3), &[-0.2963, 2.6764, -0.1408], "seed 1");
+    let mut rng = PhiloxRng::new(1);
+    rng.randn(1000);
+    assert_prints(&rng.randn(3), &[-0.6340, -0.6431, -0.6420], "seed 1 after randn(1000)");
+}
