@@ -23,21 +23,12 @@ static void usage(FILE *to) {
             "  --guidance F            classifier-free guidance scale (default 7.5)\n"
             "  --width W --height H    image size, multiples of 8 (default: the model's)\n"
             "  --seed N                seed (default 0; numpy: 0..4294967295)\n"
-            "  --rng NAME              numpy (diffusers ONNX, default) or torch (diffusers on CPU)\n"
-<<<<<<< HEAD
-            "  --scheduler NAME        pndm, ddim, euler, euler_a, heun, lms, dpm2, dpm2_a,
-"
-            "                          dpmpp_2m, dpmpp_2m_sde, dpmpp_sde, unipc, lcm, ddpm or a
-"
-            "                          diffusers class name; add _karras or _exponential for
-"
-            "                          that sigma spacing (dpmpp_2m_karras, euler_exponential)
-"
-=======
-            "  --scheduler NAME        pndm, ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, lms,\n"
-            "                          heun, ddpm, dpm2, dpm2_a, dpmpp_sde or a diffusers\n"
-            "                          class name\n"
->>>>>>> kdpm
+            "  --rng NAME              numpy (diffusers ONNX, default), torch (diffusers on CPU) or\n"
+            "                          philox (torch on CUDA, A1111's NV source)\n"
+            "  --scheduler NAME        pndm, ddim, euler, euler_a, heun, lms, dpm2, dpm2_a,\n"
+            "                          dpmpp_2m, dpmpp_2m_sde, dpmpp_sde, unipc, lcm, ddpm or a\n"
+            "                          diffusers class name; add _karras or _exponential for\n"
+            "                          that sigma spacing (dpmpp_2m_karras, euler_exponential)\n"
             "                          (default: the model's scheduler_config.json)\n"
             "  --output PATH           PNG to write (default txt2img.png)\n"
             "  --quiet                 no progress bar\n");

@@ -390,6 +390,12 @@ typedef struct sdrt_generate_params {
  */
 #define SDRT_RNG_TORCH 1
 
+/**
+ * `torch.Generator("cuda").manual_seed(seed)` computed on the CPU, as PyTorch pipelines on
+ * NVIDIA GPUs (AUTOMATIC1111's "NV" source, stable-diffusion.cpp's default). Any 64-bit seed.
+ */
+#define SDRT_RNG_PHILOX 2
+
 #define SDRT_LOG_WARNING 2
 
 /**
@@ -545,7 +551,8 @@ void sdrt_load_options_init(struct sdrt_load_options *options);
 void sdrt_generate_params_init(struct sdrt_generate_params *params);
 
 /**
- * Looks up a random number generator by name (`numpy` or `torch`, any case). On success
+ * Looks up a random number generator by name (`numpy`, `torch` or `philox`, any case; also
+ * `cuda`, `torch_cuda` and `nv` for `philox`). On success
  * writes the `SDRT_RNG_*` value to `*out`.
  */
 sdrt_status sdrt_rng_from_name(const char *name, sdrt_rng *out);

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{floats, load_options, read_json, tiny_model};
-use sdrt::rng::TorchCpuRng;
 use sdrt::rng::{NormalRng, NumpyRng};
+use sdrt::rng::{PhiloxRng, TorchCpuRng};
 use sdrt::tokenizer::ClipTokenizer;
 use sdrt::{GenerateParams, Pipeline, RngKind, SchedulerKind};
 use serde_json::Value;
@@ -184,12 +184,29 @@ fn the_torch_generator_draws_the_initial_noise_when_chosen() {
 }
 
 #[test]
+fn the_philox_generator_draws_the_initial_noise_when_chosen() {
+    let case = read_json("reference/pipeline_ddim.json");
+    let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
+    // The whole 64-bit seed is the Philox key.
+    let seed = u64::MAX - 5;
+    let mut params = GenerateParams { rng: RngKind::Philox, seed, ..params_of(&case) };
+    let (_, seeded) = run(&mut pipeline, &params);
+    let noise_len = floats(&case["noise"]["data"]).len();
+    params.initial_noise = Some(PhiloxRng::new(seed).randn(noise_len));
+    let (_, supplied) = run(&mut pipeline, &params);
+    assert_eq!(seeded, supplied, "philox-seeded noise must be the first draw of PhiloxRng::new(seed)");
+    params.initial_noise = Some(TorchCpuRng::new(seed).randn(noise_len));
+    let (_, torch_cpu) = run(&mut pipeline, &params);
+    assert!(max_abs_diff(&seeded, &torch_cpu) > 1e-2, "and differ from torch's CPU draw");
+}
+
+#[test]
 fn every_sampler_runs_end_to_end_and_is_reproducible() {
     let case = read_json("reference/pipeline_ddim.json");
     let mut pipeline = Pipeline::load_dir(tiny_model("optimum"), &load_options()).unwrap();
     let mut images = Vec::new();
     for kind in SchedulerKind::all() {
-        for rng in [RngKind::Numpy, RngKind::Torch] {
+        for rng in [RngKind::Numpy, RngKind::Torch, RngKind::Philox] {
             let params = GenerateParams { steps: 3, scheduler: Some(kind), rng, ..params_of(&case) };
             let (steps, first) = run(&mut pipeline, &params);
             let (_, second) = run(&mut pipeline, &params);

@@ -91,6 +91,9 @@ pub type sdrt_rng = i32;
 pub const SDRT_RNG_NUMPY: sdrt_rng = 0;
 /// `torch.Generator("cpu").manual_seed(seed)`, as diffusers' PyTorch pipelines on a CPU.
 pub const SDRT_RNG_TORCH: sdrt_rng = 1;
+/// `torch.Generator("cuda").manual_seed(seed)` computed on the CPU, as PyTorch pipelines on
+/// NVIDIA GPUs (AUTOMATIC1111's "NV" source, stable-diffusion.cpp's default). Any 64-bit seed.
+pub const SDRT_RNG_PHILOX: sdrt_rng = 2;
 
 /// Log levels passed to `sdrt_log_callback`.
 pub type sdrt_log_level = i32;
@@ -221,7 +224,8 @@ pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_pa
     }
 }
 
-/// Looks up a random number generator by name (`numpy` or `torch`, any case). On success
+/// Looks up a random number generator by name (`numpy`, `torch` or `philox`, any case; also
+/// `cuda`, `torch_cuda` and `nv` for `philox`). On success
 /// writes the `SDRT_RNG_*` value to `*out`.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_rng_from_name(name: *const c_char, out: *mut sdrt_rng) -> sdrt_status {
@@ -233,6 +237,7 @@ pub unsafe extern "C" fn sdrt_rng_from_name(name: *const c_char, out: *mut sdrt_
         let code = match RngKind::from_name(name) {
             Some(RngKind::Numpy) => SDRT_RNG_NUMPY,
             Some(RngKind::Torch) => SDRT_RNG_TORCH,
+            Some(RngKind::Philox) => SDRT_RNG_PHILOX,
             None => return Err(Error::InvalidArgument(format!("unknown random number generator {name:?}")).into()),
         };
         unsafe { *out = code };
@@ -252,6 +257,7 @@ pub(crate) fn rng_kind(code: sdrt_rng) -> Result<RngKind, Failure> {
     match code {
         SDRT_RNG_NUMPY => Ok(RngKind::Numpy),
         SDRT_RNG_TORCH => Ok(RngKind::Torch),
+        SDRT_RNG_PHILOX => Ok(RngKind::Philox),
         other => Err(Error::InvalidArgument(format!("unknown random number generator {other}")).into()),
     }
 }

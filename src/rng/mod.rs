@@ -3,13 +3,17 @@
 //! A seed only reproduces a reference image if the initial latents (and, for ancestral/SDE
 //! samplers, every later noise draw) are the same numbers in the same order. Each generator
 //! here mirrors one reference exactly; [`NumpyRng`] is the one the diffusers ONNX pipeline
-//! uses (`np.random.RandomState(seed).randn(...)`).
+//! uses (`np.random.RandomState(seed).randn(...)`), [`TorchCpuRng`] diffusers' PyTorch
+//! pipelines on a CPU, and [`PhiloxRng`] torch's CUDA generator (AUTOMATIC1111's "NV" source,
+//! stable-diffusion.cpp's default).
 
 mod mt19937;
 mod numpy;
+mod philox;
 mod torch;
 
 pub use numpy::NumpyRng;
+pub use philox::{philox4x32_10, PhiloxRng};
 pub use torch::{TorchCpuRng, TorchKernel};
 
 use crate::error::{Error, Result};
@@ -22,14 +26,20 @@ pub enum RngKind {
     Numpy,
     /// `torch.Generator("cpu").manual_seed(seed)`: diffusers' PyTorch pipelines on CPU.
     Torch,
+    /// `torch.Generator("cuda").manual_seed(seed)` computed on the CPU: what PyTorch pipelines
+    /// draw on NVIDIA GPUs (AUTOMATIC1111's "NV" RNG source, stable-diffusion.cpp's default).
+    /// Any 64-bit seed.
+    Philox,
 }
 
 impl RngKind {
-    /// `numpy` or `torch`, any case.
+    /// `numpy` (`np`), `torch` (`torch_cpu`, `cpu`) or `philox` (`cuda`, `torch_cuda`, `nv`),
+    /// any case.
     pub fn from_name(name: &str) -> Option<Self> {
         match name.trim().to_ascii_lowercase().as_str() {
             "numpy" | "np" => Some(RngKind::Numpy),
             "torch" | "torch_cpu" | "cpu" => Some(RngKind::Torch),
+            "philox" | "cuda" | "torch_cuda" | "nv" => Some(RngKind::Philox),
             _ => None,
         }
     }
@@ -44,6 +54,7 @@ impl RngKind {
                 Box::new(NumpyRng::new(seed))
             }
             RngKind::Torch => Box::new(TorchCpuRng::new(seed)),
+            RngKind::Philox => Box::new(PhiloxRng::new(seed)),
         })
     }
 }

@@ -63,6 +63,7 @@ static void test_error_paths(void) {
     sdrt_rng rng = -1;
     CHECK(sdrt_rng_from_name("mersenne", &rng) == SDRT_STATUS_INVALID_ARGUMENT && rng == -1);
     CHECK(sdrt_rng_from_name("Torch", &rng) == SDRT_STATUS_OK && rng == SDRT_RNG_TORCH);
+    CHECK(sdrt_rng_from_name("NV", &rng) == SDRT_STATUS_OK && rng == SDRT_RNG_PHILOX);
     CHECK(sdrt_scheduler_name(999) == NULL);
 
     CHECK(sdrt_pipeline_generate(NULL, NULL, NULL) == SDRT_STATUS_NULL_POINTER);
