@@ -17,7 +17,10 @@ pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use image::Image;
-pub use pipeline::{CancelHandle, FloatImage, GenerateParams, LoadOptions, Pipeline, StepProgress, Timings};
+pub use pipeline::{
+    CancelHandle, FloatImage, GenerateParams, LoadOptions, Pipeline, StepProgress, TextEmbeddings, Timings,
+};
 pub use rng::RngKind;
 pub use runtime::{ExecutionProvider, ProviderPolicy, RuntimeOptions};
-pub use scheduler::SchedulerKind;
+pub use scheduler::{SamplerName, SchedulerKind, SigmaSpacing};
+pub use tokenizer::PromptSyntax;

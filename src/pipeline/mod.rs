@@ -19,7 +19,7 @@ use crate::image::Image;
 use crate::model::{ModelInfo, ModelSource};
 use crate::runtime::{Interrupt, OnnxModel};
 use crate::scheduler::{self, SchedulerKind};
-use crate::tokenizer::ClipTokenizer;
+use crate::tokenizer::{ClipTokenizer, PromptSyntax};
 
 /// Latent channels of Stable Diffusion 1.x/2.x.
 const LATENT_CHANNELS: usize = 4;
@@ -39,6 +39,15 @@ pub struct Pipeline {
     cancel: CancelHandle,
     warnings: Vec<String>,
     last_timings: Timings,
+}
+
+/// Encoder states of one prompt ([`Pipeline::text_embeddings`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TextEmbeddings {
+    /// Row-major [tokens, hidden].
+    pub data: Vec<f32>,
+    pub tokens: usize,
+    pub hidden: usize,
 }
 
 /// Where the time of the last generation went.
@@ -144,6 +153,13 @@ impl Pipeline {
     /// The sampler named by the model's scheduler_config.json (PNDM when it names none sdrt runs).
     pub fn default_scheduler(&self) -> SchedulerKind {
         self.default_scheduler
+    }
+
+    /// The text encoder states the UNet would attend to for `prompt`: [tokens, hidden] row-major,
+    /// `tokens` a multiple of the tokenizer's 77, with emphasis weights applied.
+    pub fn text_embeddings(&mut self, prompt: &str, syntax: PromptSyntax) -> Result<TextEmbeddings> {
+        let text = Conditioning::encode(&self.tokenizer, &mut self.text_encoder, &[prompt], syntax)?;
+        Ok(TextEmbeddings { tokens: text.tokens[0], hidden: text.hidden, data: text.states })
     }
 
     /// Warnings from loading (e.g. an execution provider that fell back to CPU).

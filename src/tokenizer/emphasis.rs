@@ -1,7 +1,7 @@
 //! AUTOMATIC1111's prompt emphasis syntax, parsed as its `parse_prompt_attention` does:
 //!
 //! * `(text)` multiplies the weight of `text` by 1.1, `[text]` divides it by 1.1; they nest;
-//! * `(text:1.3)` multiplies it by 1.3;
+//! * `(text:1.3)` multiplies it by 1.3 (spaces around the number are allowed);
 //! * `\(`, `\)`, `\[`, `\]` and `\\` are the literal characters;
 //! * unbalanced brackets apply to the end of the prompt;
 //! * `BREAK` (a whole word, in capitals) ends the current 75-token chunk.
@@ -38,12 +38,13 @@ const ROUND_MULTIPLIER: f64 = 1.1;
 const SQUARE_MULTIPLIER: f64 = 1.0 / 1.1;
 
 /// The tokens of the syntax, tried in this order at each position (leftmost-first, as Python's
-/// `re`): escapes, a lone backslash, openers, a weighted closer `:1.3)`, closers, plain text,
-/// and a colon that is not part of a weight.
+/// `re`): escapes, a lone backslash (dropped), openers, a weighted closer `:1.3)`, closers,
+/// plain text, and a colon that is not part of a weight.
 fn token_pattern() -> &'static Regex {
     static PATTERN: OnceLock<Regex> = OnceLock::new();
     PATTERN.get_or_init(|| {
-        Regex::new(r"\\\(|\\\)|\\\[|\\\]|\\\\|\\|\(|\[|:([+-]?[.\d]+)\)|\)|\]|[^\\()\[\]:]+|:").expect("valid regex")
+        Regex::new(r"\\\(|\\\)|\\\[|\\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|\]|[^\\()\[\]:]+|:")
+            .expect("valid regex")
     })
 }
 
@@ -162,7 +163,7 @@ mod tests {
         assert_eq!(parsed("time: 12:30"), pairs(&[("time: 12:30", 1.0)]));
         assert_eq!(parsed("close) [open"), pairs(&[("close) ", 1.0), ("open", 1.0 / 1.1)]));
         assert!(matches!(parse("(a:1.2.3)"), Err(Error::InvalidArgument(_))));
-        // A weight needs its closing bracket right after the number.
-        assert_eq!(parsed("(a: 1.5)"), pairs(&[("a: 1.5", 1.1)]));
+        assert_eq!(parsed("(a: 1.5 )"), pairs(&[("a", 1.5)]));
+        assert_eq!(parsed("(a:1.5 b)"), pairs(&[("a:1.5 b", 1.1)]));
     }
 }
