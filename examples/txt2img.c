@@ -17,7 +17,8 @@ static void usage(FILE *to) {
     fprintf(to,
             "usage: txt2img [options]\n"
             "  --model DIR             ONNX model directory (default: the embedded model)\n"
-            "  --prompt TEXT           what to draw\n"
+            "  --prompt TEXT           what to draw; (word:1.3), (word), [word] and BREAK work as\n"
+            "                          in AUTOMATIC1111, and long prompts are not cut off\n"
             "  --negative-prompt TEXT  what not to draw\n"
             "  --steps N               denoising steps (default 25)\n"
             "  --guidance F            classifier-free guidance scale (default 7.5)\n"
@@ -31,6 +32,8 @@ static void usage(FILE *to) {
             "                          that sigma spacing (dpmpp_2m_karras, euler_exponential)\n"
             "                          (default: the model's scheduler_config.json)\n"
             "  --output PATH           PNG to write (default txt2img.png)\n"
+            "  --plain-prompts         read prompts as diffusers does (no (emphasis:1.2) or\n"
+            "                          BREAK syntax, truncated at 77 tokens)\n"
             "  --quiet                 no progress bar\n");
 }
 
@@ -80,6 +83,10 @@ int main(int argc, char **argv) {
         }
         if (!strcmp(flag, "--quiet")) {
             quiet = 1;
+            continue;
+        }
+        if (!strcmp(flag, "--plain-prompts")) {
+            params.prompt_syntax = SDRT_PROMPT_PLAIN;
             continue;
         }
         if (i + 1 >= argc) {

@@ -241,3 +241,27 @@ fn sampler_names_and_sigma_schedules() {
         image = ptr::null_mut();
     }
 }
+
+#[test]
+fn prompt_syntax_field() {
+    let pipeline = load(&tiny_model("diffusers")).unwrap();
+    let prompt = CString::new("a (red:1.5) circle").unwrap();
+    let mut images = Vec::new();
+    for syntax in [SDRT_PROMPT_WEIGHTED, SDRT_PROMPT_PLAIN] {
+        let mut p = params();
+        p.steps = 1;
+        p.prompt = prompt.as_ptr();
+        p.prompt_syntax = syntax;
+        let mut image = ptr::null_mut();
+        assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_OK, "{}", last_error());
+        let pixels = unsafe { std::slice::from_raw_parts(sdrt_image_pixels(image), 64 * 64 * 3) }.to_vec();
+        unsafe { sdrt_image_free(image) };
+        images.push(pixels);
+    }
+    assert_ne!(images[0], images[1], "the weight must change the image");
+    let mut p = params();
+    p.prompt_syntax = 7;
+    let mut image = ptr::null_mut();
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
+    assert!(last_error().contains("prompt syntax"), "{}", last_error());
+}

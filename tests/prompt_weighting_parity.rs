@@ -104,3 +104,26 @@ fn plain_prompts_are_the_same_in_both_syntaxes() {
     assert_eq!(pipeline.text_embeddings(&long, PromptSyntax::Plain).unwrap().tokens, 77);
     assert_eq!(pipeline.text_embeddings(&long, PromptSyntax::Weighted).unwrap().tokens, 2 * 77);
 }
+
+/// A long prompt with a short negative prompt: the two halves of guidance have different
+/// lengths, so they go through the UNet in separate calls (as A1111 does by default).
+#[test]
+fn long_prompts_generate_and_differ_from_truncation() {
+    let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
+    let long = format!("{} a red circle", "blue square, ".repeat(30));
+    let params = |syntax| sdrt::GenerateParams {
+        prompt: long.clone(),
+        negative_prompt: "blurry".into(),
+        prompt_syntax: syntax,
+        width: Some(64),
+        height: Some(64),
+        steps: 2,
+        ..Default::default()
+    };
+    let weighted = pipeline.generate_float(&params(PromptSyntax::Weighted), &mut |_| true).unwrap();
+    let again = pipeline.generate_float(&params(PromptSyntax::Weighted), &mut |_| true).unwrap();
+    let plain = pipeline.generate_float(&params(PromptSyntax::Plain), &mut |_| true).unwrap();
+    assert_eq!(weighted.data, again.data, "reproducible");
+    let diff = weighted.data.iter().zip(&plain.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(diff > 1e-3, "the words past 75 tokens must change the image (max diff {diff})");
+}
