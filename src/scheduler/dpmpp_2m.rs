@@ -18,7 +18,7 @@ use super::schedule::{
     check_step_count, check_trailing_count, exponential_sigmas, karras_sigmas, log_sigmas, numpy_interp,
     numpy_linspace, sigma_to_t, spaced_timesteps, NoiseSchedule,
 };
-use super::{check_step, Scheduler};
+use super::{check_order, check_step, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -306,12 +306,7 @@ impl Scheduler for DpmSolverMultistepScheduler {
     ) -> Result<()> {
         let n = self.timesteps.len();
         check_step(step_index, n, model_output, sample)?;
-        if step_index != self.counter {
-            return Err(invalid(format!(
-                "DPM-Solver steps must run in order: expected step {}, got {step_index}",
-                self.counter
-            )));
-        }
+        check_order("DPM-Solver", step_index, self.counter)?;
         if self.counter > 0 && self.previous.len() != sample.len() {
             return Err(invalid("the sample changed size between steps"));
         }

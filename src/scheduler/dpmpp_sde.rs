@@ -27,7 +27,7 @@ use super::config::{
 };
 use super::kdpm2::{exp32, interleave, k_prediction, k_schedule, ln32, x0_of};
 use super::schedule::sigma_to_t;
-use super::{check_step, schedule, Scheduler};
+use super::{check_order, check_step, schedule, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -148,12 +148,7 @@ impl Scheduler for DpmSolverSdeScheduler {
         rng: &mut dyn NormalRng,
     ) -> Result<()> {
         check_step(step_index, self.timesteps.len(), model_output, sample)?;
-        if step_index != self.counter {
-            return Err(invalid(format!(
-                "DPM++ SDE steps must run in order: expected step {}, got {step_index}",
-                self.counter
-            )));
-        }
+        check_order("DPM++ SDE", step_index, self.counter)?;
         let first_order = self.first.is_none();
         let (sigma, sigma_next) = if first_order {
             (self.sigmas[step_index], self.sigmas[step_index + 1])

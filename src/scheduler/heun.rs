@@ -9,7 +9,7 @@
 
 use super::config::{invalid, BetaSchedule, ClassDefaults, PredictionType, SchedulerConfig, COMMON_DEFAULTS};
 use super::euler::EulerDiscreteScheduler;
-use super::{check_step, schedule, Scheduler};
+use super::{check_order, check_step, schedule, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -98,12 +98,7 @@ impl Scheduler for HeunDiscreteScheduler {
         _rng: &mut dyn NormalRng,
     ) -> Result<()> {
         check_step(step_index, self.timesteps.len(), model_output, sample)?;
-        if step_index != self.counter {
-            return Err(invalid(format!(
-                "Heun steps must run in order: expected step {}, got {step_index}",
-                self.counter
-            )));
-        }
+        check_order("Heun", step_index, self.counter)?;
         match self.first.take() {
             None => {
                 let (sigma, sigma_next) = (self.sigmas[step_index], self.sigmas[step_index + 1]);

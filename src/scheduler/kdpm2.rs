@@ -23,7 +23,7 @@ use super::schedule::{
     check_step_count, check_trailing_count, exponential_sigmas, karras_sigmas, log_sigmas, numpy_interp, sigma_to_t,
     spaced_timesteps, NoiseSchedule,
 };
-use super::{check_step, schedule, Scheduler};
+use super::{check_order, check_step, schedule, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -277,12 +277,7 @@ impl Scheduler for Kdpm2DiscreteScheduler {
         _rng: &mut dyn NormalRng,
     ) -> Result<()> {
         check_step(step_index, self.timesteps.len(), model_output, sample)?;
-        if step_index != self.counter {
-            return Err(invalid(format!(
-                "DPM2 steps must run in order: expected step {}, got {step_index}",
-                self.counter
-            )));
-        }
+        check_order("DPM2", step_index, self.counter)?;
         let prediction = self.prediction;
         match self.first.take() {
             None => {

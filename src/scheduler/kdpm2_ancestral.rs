@@ -13,7 +13,7 @@ use super::config::{
     invalid, BetaSchedule, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS,
 };
 use super::kdpm2::{exp32, interleave, k_prediction, k_schedule, ln32, sigma_to_t_f32, x0_of};
-use super::{check_step, schedule, Scheduler};
+use super::{check_order, check_step, schedule, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -124,12 +124,7 @@ impl Scheduler for Kdpm2AncestralDiscreteScheduler {
         rng: &mut dyn NormalRng,
     ) -> Result<()> {
         check_step(step_index, self.timesteps.len(), model_output, sample)?;
-        if step_index != self.counter {
-            return Err(invalid(format!(
-                "DPM2 ancestral steps must run in order: expected step {}, got {step_index}",
-                self.counter
-            )));
-        }
+        check_order("DPM2 ancestral", step_index, self.counter)?;
         let prediction = self.prediction;
         match self.first.take() {
             None => {

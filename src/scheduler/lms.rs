@@ -14,7 +14,7 @@
 
 use super::config::{ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
 use super::euler::EulerDiscreteScheduler;
-use super::{check_step, Scheduler};
+use super::{check_order, check_step, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -129,12 +129,7 @@ impl Scheduler for LmsDiscreteScheduler {
         _rng: &mut dyn NormalRng,
     ) -> Result<()> {
         check_step(step_index, self.timesteps().len(), model_output, sample)?;
-        if step_index != self.counter {
-            return Err(super::config::invalid(format!(
-                "LMS steps must run in order: expected step {}, got {step_index}",
-                self.counter
-            )));
-        }
+        check_order("LMS", step_index, self.counter)?;
         if self.derivatives.first().is_some_and(|d| d.len() != sample.len()) {
             return Err(super::config::invalid("the sample changed size between steps"));
         }

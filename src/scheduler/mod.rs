@@ -4,7 +4,8 @@
 //! (betas, alphas_cumprod, timestep spacing, sigmas) lives in [`schedule`], and the parsed
 //! `scheduler_config.json` in [`config`]. Adding a sampler means: a file implementing
 //! [`Scheduler`] with a `new(config, steps)` constructor and its [`ClassDefaults`], a
-//! [`SchedulerKind`] variant with its names in [`KINDS`], and one arm in [`create`].
+//! [`SchedulerKind`] variant with its names in [`KINDS`], one arm in [`create`] and one in
+//! [`SchedulerKind::accepts_sigma_spacing`], and a pinned C value in `ffi/options.rs`.
 //!
 //! The loop that drives a scheduler is the one in diffusers' ONNX pipeline:
 //! ```text
@@ -359,6 +360,17 @@ pub fn create_with_sigmas(
     config.use_karras_sigmas = Some(spacing == SigmaSpacing::Karras);
     config.use_exponential_sigmas = Some(spacing == SigmaSpacing::Exponential);
     create(kind, &config, num_inference_steps)
+}
+
+/// Multistep and two-stage samplers keep state between steps, so they must see every step
+/// in order, once.
+pub(crate) fn check_order(sampler: &str, step_index: usize, expected: usize) -> Result<()> {
+    if step_index != expected {
+        return Err(Error::InvalidArgument(format!(
+            "{sampler} steps must run in order: expected step {expected}, got {step_index}"
+        )));
+    }
+    Ok(())
 }
 
 /// The argument checks every `step` shares: the step exists, the slices match.

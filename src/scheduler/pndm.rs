@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use super::config::{invalid, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
 use super::schedule::{check_step_count, spaced_timesteps, NoiseSchedule};
-use super::{check_step, Scheduler};
+use super::{check_order, check_step, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -269,12 +269,7 @@ impl Scheduler for PndmScheduler {
         _rng: &mut dyn NormalRng,
     ) -> Result<()> {
         check_step(step_index, self.timesteps.len(), model_output, sample)?;
-        if step_index != self.counter {
-            return Err(invalid(format!(
-                "PNDM steps must run in order: expected step {}, got {step_index}",
-                self.counter
-            )));
-        }
+        check_order("PNDM", step_index, self.counter)?;
         if self.counter < self.prk_steps {
             self.step_prk(model_output, sample)
         } else {

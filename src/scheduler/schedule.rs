@@ -262,7 +262,6 @@ pub fn exponential_sigmas(sigma_min: f64, sigma_max: f64, n: usize) -> Vec<f64> 
     numpy_linspace(sigma_max.ln(), sigma_min.ln(), n).into_iter().map(f64::exp).collect()
 }
 
-/// `np.log(sigmas)` of the float32 training sigmas (float32 logs).
 /// k-diffusion samplers' `scale_model_input`: `x / sqrt(sigma^2 + 1)` with the sigma of loop
 /// index `step_index`. Out-of-range indices leave the input unscaled; `step` reports them.
 pub fn scale_by_sigma(sample: &mut [f32], sigmas: &[f32], step_index: usize) {
@@ -272,6 +271,7 @@ pub fn scale_by_sigma(sample: &mut [f32], sigmas: &[f32], step_index: usize) {
     }
 }
 
+/// `np.log(sigmas)` of the float32 training sigmas (float32 logs).
 pub fn log_sigmas(sigmas: &[f32]) -> Vec<f32> {
     sigmas.iter().map(|&s| (s as f64).ln() as f32).collect()
 }

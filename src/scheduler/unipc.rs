@@ -10,7 +10,7 @@
 
 use super::config::{invalid, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
 use super::dpmpp_2m::{multistep_schedule, MultistepFamily};
-use super::{check_step, Scheduler};
+use super::{check_order, check_step, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -261,12 +261,7 @@ impl Scheduler for UniPcMultistepScheduler {
     ) -> Result<()> {
         let n = self.timesteps.len();
         check_step(step_index, n, model_output, sample)?;
-        if step_index != self.counter {
-            return Err(invalid(format!(
-                "UniPC steps must run in order: expected step {}, got {step_index}",
-                self.counter
-            )));
-        }
+        check_order("UniPC", step_index, self.counter)?;
         if self.counter > 0 && self.last_sample.len() != sample.len() {
             return Err(invalid("the sample changed size between steps"));
         }
