@@ -22,6 +22,7 @@ static void usage(FILE *to) {
             "  --negative-prompt TEXT  what not to draw\n"
             "  --steps N               denoising steps (default 25)\n"
             "  --guidance F            classifier-free guidance scale (default 7.5)\n"
+            "  --guidance-rescale F    guidance rescale phi, 0..1 (default 0; 0.7 for v-prediction)\n"
             "  --width W --height H    image size, multiples of 8 (default: the model's)\n"
             "  --seed N                seed (default 0; numpy: 0..4294967295)\n"
             "  --rng NAME              numpy (diffusers ONNX, default), torch (diffusers on CPU) or\n"
@@ -113,6 +114,13 @@ int main(int argc, char **argv) {
             params.guidance_scale = strtof(value, &end);
             if (end == value || *end != '\0') {
                 fprintf(stderr, "txt2img: --guidance expects a number, got \"%s\"\n", value);
+                return 2;
+            }
+        } else if (!strcmp(flag, "--guidance-rescale")) {
+            char *end = NULL;
+            params.guidance_rescale = strtof(value, &end);
+            if (end == value || *end != '\0') {
+                fprintf(stderr, "txt2img: --guidance-rescale expects a number, got \"%s\"\n", value);
                 return 2;
             }
         } else if (!strcmp(flag, "--steps")) {

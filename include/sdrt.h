@@ -245,6 +245,10 @@ typedef struct sdrt_generate_params {
    * One of `SDRT_PROMPT_*` (default `SDRT_PROMPT_WEIGHTED`), for both prompts.
    */
   sdrt_prompt_syntax prompt_syntax;
+  /**
+   * Guidance rescale phi in [0, 1] (default 0, off); 0.7 suits v-prediction models.
+   */
+  float guidance_rescale;
 } sdrt_generate_params;
 
 #define SDRT_PROVIDER_CPU 0

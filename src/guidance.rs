@@ -9,6 +9,31 @@ pub fn classifier_free_guidance(uncond: &[f32], cond: &[f32], scale: f32, out: &
     }
 }
 
+/// Guidance rescale (Lin et al., "Common Diffusion Noise Schedules and Sample Steps are
+/// Flawed", section 3.4; diffusers' `rescale_noise_cfg`): scales the guided prediction to the
+/// standard deviation of the conditional one, then mixes `phi` of that with `1 - phi` of the
+/// guided prediction. Counters over-exposure at high guidance with v-prediction and zero-SNR
+/// models. `phi` 0 leaves `guided` untouched.
+pub fn rescale(guided: &mut [f32], cond: &[f32], phi: f32) {
+    debug_assert_eq!(guided.len(), cond.len());
+    if phi == 0.0 || guided.len() < 2 {
+        return;
+    }
+    let ratio = std_dev(cond) / std_dev(guided);
+    let keep = (1.0 - phi as f64) as f32;
+    for g in guided.iter_mut() {
+        *g = phi * (*g * ratio) + keep * *g;
+    }
+}
+
+/// Sample standard deviation (n - 1, as torch's `std`), accumulated in f64.
+fn std_dev(values: &[f32]) -> f32 {
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let square_sum: f64 = values.iter().map(|&v| (v as f64 - mean).powi(2)).sum();
+    (square_sum / (n - 1.0)).sqrt() as f32
+}
+
 /// Whether a guidance scale needs the unconditional pass at all (diffusers: scale > 1).
 pub fn needs_unconditional_pass(scale: f32) -> bool {
     scale > 1.0
@@ -23,6 +48,22 @@ mod tests {
         let mut out = [0.0; 3];
         classifier_free_guidance(&[1.0, 0.0, -2.0], &[2.0, 1.0, -2.0], 7.5, &mut out);
         assert_eq!(out, [8.5, 7.5, -2.0]);
+    }
+
+    #[test]
+    fn rescale_moves_the_spread_towards_the_conditional_prediction() {
+        let cond = [1.0, -1.0, 1.0, -1.0];
+        let mut guided = [4.0, -4.0, 2.0, -2.0];
+        let before = guided;
+        rescale(&mut guided, &cond, 0.0);
+        assert_eq!(guided, before);
+        rescale(&mut guided, &cond, 1.0);
+        assert!((std_dev(&guided) - std_dev(&cond)).abs() < 1e-6, "{guided:?}");
+        let mut half = before;
+        rescale(&mut half, &cond, 0.5);
+        for ((h, full), b) in half.iter().zip(guided).zip(before) {
+            assert!((h - 0.5 * (full + b)).abs() < 1e-6);
+        }
     }
 
     #[test]

@@ -171,6 +171,12 @@ fn absurd_sizes_and_seeds_are_invalid_arguments() {
         assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
         assert!(image.is_null());
     }
+    for rescale in [-0.1, 1.5, f32::NAN] {
+        let mut p = params();
+        p.guidance_rescale = rescale;
+        assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
+        assert!(last_error().contains("guidance rescale"), "{}", last_error());
+    }
     let mut p = params();
     p.initial_noise_len = 3;
     assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_NULL_POINTER);

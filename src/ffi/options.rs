@@ -176,6 +176,8 @@ pub struct sdrt_generate_params {
     pub sigma_schedule: sdrt_sigma_schedule,
     /// One of `SDRT_PROMPT_*` (default `SDRT_PROMPT_WEIGHTED`), for both prompts.
     pub prompt_syntax: sdrt_prompt_syntax,
+    /// Guidance rescale phi in [0, 1] (default 0, off); 0.7 suits v-prediction models.
+    pub guidance_rescale: f32,
 }
 
 /// Fills `options` with the defaults (CPU, fall back to CPU, all graph optimizations).
@@ -220,6 +222,7 @@ pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_pa
             rng: SDRT_RNG_NUMPY,
             sigma_schedule: SDRT_SIGMAS_DEFAULT,
             prompt_syntax: SDRT_PROMPT_WEIGHTED,
+            guidance_rescale: defaults.guidance_rescale,
         };
     }
 }

@@ -200,6 +200,7 @@ fn to_generate_params(c: &sdrt_generate_params) -> Result<GenerateParams, Failur
         height: nonzero(c.height),
         steps: c.steps,
         guidance_scale: c.guidance_scale,
+        guidance_rescale: c.guidance_rescale,
         seed: c.seed,
         rng: rng_kind(c.rng)?,
         scheduler,

@@ -247,6 +247,7 @@ impl Pipeline {
                 let noise = if guided {
                     let (uncond, cond) = prediction.split_at(latent_len);
                     guidance::classifier_free_guidance(uncond, cond, params.guidance_scale, &mut guided_noise);
+                    guidance::rescale(&mut guided_noise, cond, params.guidance_rescale);
                     &guided_noise[..]
                 } else {
                     prediction
@@ -287,6 +288,12 @@ impl Pipeline {
         }
         if !params.guidance_scale.is_finite() {
             return Err(Error::InvalidArgument("guidance scale must be a finite number".into()));
+        }
+        if !(0.0..=1.0).contains(&params.guidance_rescale) {
+            return Err(Error::InvalidArgument(format!(
+                "guidance rescale {} must be between 0 and 1",
+                params.guidance_rescale
+            )));
         }
         Ok((width, height))
     }

@@ -43,6 +43,9 @@ pub struct GenerateParams {
     pub steps: u32,
     /// Classifier-free guidance scale; 1 or less runs no unconditional pass.
     pub guidance_scale: f32,
+    /// Guidance rescale `phi` in [0, 1] (diffusers' `guidance_rescale`; 0.7 is the paper's
+    /// choice for v-prediction models): 0 turns it off.
+    pub guidance_rescale: f32,
     /// Seed of the generator `rng` names (numpy: 0 to 2^32-1).
     pub seed: u64,
     /// Which reference generator the seed follows (default numpy, as diffusers' ONNX pipelines).
@@ -67,6 +70,7 @@ impl Default for GenerateParams {
             height: None,
             steps: 25,
             guidance_scale: 7.5,
+            guidance_rescale: 0.0,
             seed: 0,
             rng: RngKind::Numpy,
             scheduler: None,
