@@ -13,6 +13,9 @@
 
 #include "sdrt.h"
 
+/* The most images one sdrt call makes (sdrt_generate_params.batch_size). */
+#define MAX_BATCH 64
+
 static void usage(FILE *to) {
     fprintf(to,
             "usage: txt2img [options]\n"
@@ -32,6 +35,9 @@ static void usage(FILE *to) {
             "                          diffusers class name; add _karras or _exponential for\n"
             "                          that sigma spacing (dpmpp_2m_karras, euler_exponential)\n"
             "                          (default: the model's scheduler_config.json)\n"
+            "  --batch-size N          images per pass, 1..64 (default 1)\n"
+            "  --batch-count N         passes (default 1); image k has seed SEED+k and is\n"
+            "                          written to OUTPUT-k.png when there is more than one\n"
             "  --output PATH           PNG to write (default txt2img.png)\n"
             "  --plain-prompts         read prompts as diffusers does (no (emphasis:1.2) or\n"
             "                          BREAK syntax, truncated at 77 tokens)\n"
@@ -73,6 +79,7 @@ static int parse_u64(const char *flag, const char *text, unsigned long long max,
 int main(int argc, char **argv) {
     const char *model = NULL, *output = "txt2img.png", *scheduler_name = NULL, *rng_name = NULL;
     int quiet = 0;
+    unsigned long long batch_count = 1;
     sdrt_generate_params params;
     sdrt_generate_params_init(&params);
 
@@ -132,6 +139,12 @@ int main(int argc, char **argv) {
         } else if (!strcmp(flag, "--height")) {
             if (!parse_u64(flag, value, 65535, &number)) return 2;
             params.height = (uint32_t)number;
+        } else if (!strcmp(flag, "--batch-size")) {
+            if (!parse_u64(flag, value, MAX_BATCH, &number) || number == 0) return 2;
+            params.batch_size = (uint32_t)number;
+        } else if (!strcmp(flag, "--batch-count")) {
+            if (!parse_u64(flag, value, 10000, &number) || number == 0) return 2;
+            batch_count = number;
         } else if (!strcmp(flag, "--seed")) {
             if (!parse_u64(flag, value, 18446744073709551615ULL, &number)) return 2;
             params.seed = number;
@@ -156,16 +169,38 @@ int main(int argc, char **argv) {
     sdrt_status status = sdrt_pipeline_load(model, NULL, &pipeline);
     if (status != SDRT_STATUS_OK) return fail("loading the model", status);
 
-    sdrt_image *image = NULL;
-    status = sdrt_pipeline_generate(pipeline, &params, &image);
-    if (status != SDRT_STATUS_OK) {
-        sdrt_pipeline_free(pipeline);
-        return fail("generating", status);
+    /* batch_count passes of batch_size images; image k (counting across passes) has seed
+       seed + k and, when there is more than one, is written to OUTPUT with "-k" before the
+       extension. */
+    const unsigned long long total = (unsigned long long)batch_count * params.batch_size;
+    const unsigned long long first_seed = params.seed;
+    sdrt_image *images[MAX_BATCH];
+    for (unsigned long long pass = 0; pass < batch_count; pass++) {
+        params.seed = first_seed + pass * params.batch_size;
+        status = sdrt_pipeline_generate_batch(pipeline, &params, images, MAX_BATCH);
+        if (status != SDRT_STATUS_OK) {
+            sdrt_pipeline_free(pipeline);
+            return fail("generating", status);
+        }
+        for (uint32_t i = 0; i < params.batch_size; i++) {
+            unsigned long long k = pass * params.batch_size + i;
+            char path[4096];
+            if (total == 1) {
+                snprintf(path, sizeof path, "%s", output);
+            } else {
+                const char *dot = strrchr(output, '.'), *slash = strrchr(output, '/');
+                if (dot && slash && dot < slash) dot = NULL;
+                int stem = dot ? (int)(dot - output) : (int)strlen(output);
+                snprintf(path, sizeof path, "%.*s-%llu%s", stem, output, k, dot ? dot : "");
+            }
+            if (status == SDRT_STATUS_OK) status = sdrt_image_save_png(images[i], path);
+            if (status == SDRT_STATUS_OK && !quiet)
+                printf("wrote %s (%ux%u, seed %llu)\n", path, (unsigned)sdrt_image_width(images[i]),
+                       (unsigned)sdrt_image_height(images[i]), first_seed + k);
+            sdrt_image_free(images[i]);
+        }
+        if (status != SDRT_STATUS_OK) break;
     }
-    status = sdrt_image_save_png(image, output);
-    if (status == SDRT_STATUS_OK && !quiet)
-        printf("wrote %s (%ux%u)\n", output, (unsigned)sdrt_image_width(image), (unsigned)sdrt_image_height(image));
-    sdrt_image_free(image);
     sdrt_pipeline_free(pipeline);
     return status == SDRT_STATUS_OK ? 0 : fail("saving the PNG", status);
 }

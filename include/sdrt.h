@@ -249,6 +249,11 @@ typedef struct sdrt_generate_params {
    * Guidance rescale phi in [0, 1] (default 0, off); 0.7 suits v-prediction models.
    */
   float guidance_rescale;
+  /**
+   * Images per call (default 1, at most 64); more than 1 needs `sdrt_pipeline_generate_batch`.
+   * Image `i` uses seed `seed + i`.
+   */
+  uint32_t batch_size;
 } sdrt_generate_params;
 
 #define SDRT_PROVIDER_CPU 0
@@ -616,11 +621,22 @@ sdrt_status sdrt_pipeline_default_scheduler(const struct sdrt_pipeline *pipeline
 /**
  * Generates one image from a prompt.
  *
- * `params`: NULL for all defaults (empty prompt). Blocks until done, cancelled or failed.
- * The progress callback runs on this thread. On success `*out` receives a new image the
- * caller owns and frees with `sdrt_image_free`.
+ * `params`: NULL for all defaults (empty prompt); its `batch_size` must be 1 (see
+ * `sdrt_pipeline_generate_batch`). Blocks until done, cancelled or failed. The progress
+ * callback runs on this thread. On success `*out` receives a new image the caller owns and
+ * frees with `sdrt_image_free`.
  */
 sdrt_status sdrt_pipeline_generate(struct sdrt_pipeline *pipeline, const struct sdrt_generate_params *params, struct sdrt_image **out);
+
+/**
+ * Generates `params->batch_size` images in one pass; image `i` is the image seed
+ * `params->seed + i` gives on its own.
+ *
+ * `out` points to an array of `capacity` image pointers (at least `batch_size`). On success
+ * the first `batch_size` entries receive new images the caller owns and frees one by one with
+ * `sdrt_image_free`; on failure the array is not written.
+ */
+sdrt_status sdrt_pipeline_generate_batch(struct sdrt_pipeline *pipeline, const struct sdrt_generate_params *params, struct sdrt_image **out, size_t capacity);
 
 /**
  * Asks the generation running on `pipeline` (on any thread) to stop. It returns

@@ -271,3 +271,43 @@ fn prompt_syntax_field() {
     assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
     assert!(last_error().contains("prompt syntax"), "{}", last_error());
 }
+
+#[test]
+fn batches_through_the_c_abi() {
+    let pipeline = load(&tiny_model("diffusers")).unwrap();
+    let mut p = params();
+    p.steps = 2;
+    p.seed = 5;
+    p.batch_size = 2;
+    // The single-image call and a short array refuse a batch, writing nothing.
+    let mut one = ptr::null_mut();
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut one) }, SDRT_STATUS_INVALID_ARGUMENT);
+    assert!(one.is_null() && last_error().contains("sdrt_pipeline_generate_batch"), "{}", last_error());
+    let mut images = [ptr::null_mut(); 3];
+    assert_eq!(
+        unsafe { sdrt_pipeline_generate_batch(pipeline.0, &p, images.as_mut_ptr(), 1) },
+        SDRT_STATUS_INVALID_ARGUMENT
+    );
+    assert!(images.iter().all(|i| i.is_null()));
+    assert_eq!(
+        unsafe { sdrt_pipeline_generate_batch(pipeline.0, &p, images.as_mut_ptr(), images.len()) },
+        SDRT_STATUS_OK,
+        "{}",
+        last_error()
+    );
+    assert!(!images[0].is_null() && !images[1].is_null() && images[2].is_null(), "exactly batch_size written");
+    let pixels =
+        |image: *mut sdrt_image| unsafe { std::slice::from_raw_parts(sdrt_image_pixels(image), 64 * 64 * 3) }.to_vec();
+    // Image 1 is seed 6's image.
+    p.batch_size = 1;
+    p.seed = 6;
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut one) }, SDRT_STATUS_OK);
+    assert_eq!(pixels(images[1]), pixels(one));
+    assert_ne!(pixels(images[0]), pixels(one));
+    unsafe {
+        sdrt_image_free(one);
+        images.iter().for_each(|&i| sdrt_image_free(i));
+    }
+    p.batch_size = 0;
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut one) }, SDRT_STATUS_INVALID_ARGUMENT);
+}

@@ -230,3 +230,42 @@ fn every_sampler_runs_end_to_end_and_is_reproducible() {
         }
     }
 }
+
+/// A batch of N is N single generations with seeds seed..seed+N-1, noise draws included
+/// (an ancestral sampler), whichever generator; the UNet sees the whole batch at once.
+#[test]
+fn a_batch_is_its_images_generated_one_by_one() {
+    let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
+    for rng in [RngKind::Torch, RngKind::Numpy] {
+        let params = GenerateParams {
+            prompt: "a red circle on a blue background".into(),
+            negative_prompt: "blurry".into(),
+            width: Some(64),
+            height: Some(64),
+            steps: 3,
+            seed: 11,
+            rng,
+            scheduler: Some(SchedulerKind::EulerAncestralDiscrete),
+            batch_size: 3,
+            ..GenerateParams::default()
+        };
+        let mut reports = 0;
+        let batch = pipeline
+            .generate_float_batch(&params, &mut |p| {
+                assert_eq!(p.latents.len(), 3 * 4 * 8 * 8);
+                reports += 1;
+                true
+            })
+            .unwrap();
+        assert_eq!((batch.len(), reports), (3, 3));
+        for (i, image) in batch.iter().enumerate() {
+            let single = GenerateParams { seed: 11 + i as u64, batch_size: 1, ..params.clone() };
+            let alone = pipeline.generate_float(&single, &mut |_| true).unwrap();
+            let diff = max_abs_diff(&image.data, &alone.data);
+            assert!(diff <= 1e-5, "{rng:?} image {i}: off by {diff}");
+        }
+        assert!(max_abs_diff(&batch[0].data, &batch[1].data) > 1e-2, "different seeds, different images");
+        // generate() is for one image.
+        assert!(matches!(pipeline.generate_float(&params, &mut |_| true), Err(sdrt::Error::InvalidArgument(_))));
+    }
+}

@@ -178,6 +178,9 @@ pub struct sdrt_generate_params {
     pub prompt_syntax: sdrt_prompt_syntax,
     /// Guidance rescale phi in [0, 1] (default 0, off); 0.7 suits v-prediction models.
     pub guidance_rescale: f32,
+    /// Images per call (default 1, at most 64); more than 1 needs `sdrt_pipeline_generate_batch`.
+    /// Image `i` uses seed `seed + i`.
+    pub batch_size: u32,
 }
 
 /// Fills `options` with the defaults (CPU, fall back to CPU, all graph optimizations).
@@ -223,6 +226,7 @@ pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_pa
             sigma_schedule: SDRT_SIGMAS_DEFAULT,
             prompt_syntax: SDRT_PROMPT_WEIGHTED,
             guidance_rescale: defaults.guidance_rescale,
+            batch_size: defaults.batch_size,
         };
     }
 }

@@ -124,14 +124,31 @@ pub unsafe extern "C" fn sdrt_pipeline_default_scheduler(
 
 /// Generates one image from a prompt.
 ///
-/// `params`: NULL for all defaults (empty prompt). Blocks until done, cancelled or failed.
-/// The progress callback runs on this thread. On success `*out` receives a new image the
-/// caller owns and frees with `sdrt_image_free`.
+/// `params`: NULL for all defaults (empty prompt); its `batch_size` must be 1 (see
+/// `sdrt_pipeline_generate_batch`). Blocks until done, cancelled or failed. The progress
+/// callback runs on this thread. On success `*out` receives a new image the caller owns and
+/// frees with `sdrt_image_free`.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_generate(
     pipeline: *mut sdrt_pipeline,
     params: *const sdrt_generate_params,
     out: *mut *mut sdrt_image,
+) -> sdrt_status {
+    unsafe { sdrt_pipeline_generate_batch(pipeline, params, out, 1) }
+}
+
+/// Generates `params->batch_size` images in one pass; image `i` is the image seed
+/// `params->seed + i` gives on its own.
+///
+/// `out` points to an array of `capacity` image pointers (at least `batch_size`). On success
+/// the first `batch_size` entries receive new images the caller owns and frees one by one with
+/// `sdrt_image_free`; on failure the array is not written.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_pipeline_generate_batch(
+    pipeline: *mut sdrt_pipeline,
+    params: *const sdrt_generate_params,
+    out: *mut *mut sdrt_image,
+    capacity: usize,
 ) -> sdrt_status {
     boundary(|| {
         let handle = required(pipeline.cast_const(), "pipeline")?;
@@ -143,6 +160,13 @@ pub unsafe extern "C" fn sdrt_pipeline_generate(
         let defaults = unsafe { defaults.assume_init() };
         let c_params = if params.is_null() { defaults } else { unsafe { read_versioned(params, defaults, "params") }? };
         let params = to_generate_params(&c_params)?;
+        if params.batch_size as usize > capacity {
+            return Err(Error::InvalidArgument(format!(
+                "batch size {} needs room for that many images (sdrt_pipeline_generate_batch); the output holds {capacity}",
+                params.batch_size
+            ))
+            .into());
+        }
 
         let mut progress = |step: &crate::pipeline::StepProgress<'_>| match c_params.progress_callback {
             Some(callback) => unsafe {
@@ -150,8 +174,12 @@ pub unsafe extern "C" fn sdrt_pipeline_generate(
             },
             None => true,
         };
-        let image = lock(handle)?.generate(&params, &mut progress)?;
-        unsafe { *out = Box::into_raw(Box::new(sdrt_image(image))) };
+        let images = lock(handle)?.generate_batch(&params, &mut progress)?;
+        // SAFETY: the caller promises `capacity` >= batch_size writable entries.
+        let out = unsafe { std::slice::from_raw_parts_mut(out, images.len()) };
+        for (slot, image) in out.iter_mut().zip(images) {
+            *slot = Box::into_raw(Box::new(sdrt_image(image)));
+        }
         Ok(())
     })
 }
@@ -202,6 +230,7 @@ fn to_generate_params(c: &sdrt_generate_params) -> Result<GenerateParams, Failur
         guidance_scale: c.guidance_scale,
         guidance_rescale: c.guidance_rescale,
         seed: c.seed,
+        batch_size: c.batch_size,
         rng: rng_kind(c.rng)?,
         scheduler,
         sigmas: sigma_spacing(c.sigma_schedule)?,

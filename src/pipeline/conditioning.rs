@@ -42,6 +42,22 @@ impl Conditioning {
         Ok(Conditioning { states, tokens, hidden })
     }
 
+    /// Each prompt's states `n` times in a row (one per image of a batch).
+    pub fn repeat_each(self, n: usize) -> Self {
+        if n == 1 {
+            return self;
+        }
+        let mut states = Vec::with_capacity(self.states.len() * n);
+        let mut tokens = Vec::with_capacity(self.tokens.len() * n);
+        for (index, &count) in self.tokens.iter().enumerate() {
+            for _ in 0..n {
+                states.extend_from_slice(self.prompt(index));
+                tokens.push(count);
+            }
+        }
+        Conditioning { states, tokens, hidden: self.hidden }
+    }
+
     /// Prompt `index`'s states.
     pub fn prompt(&self, index: usize) -> &[f32] {
         let start: usize = self.tokens[..index].iter().sum();

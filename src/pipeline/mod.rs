@@ -26,6 +26,8 @@ const LATENT_CHANNELS: usize = 4;
 /// Largest image side accepted, in pixels: far beyond what SD models produce, small enough
 /// that the buffers always fit in memory.
 const MAX_SIDE: u32 = 8192;
+/// Most images one call makes (each batch item costs UNet work and memory).
+const MAX_BATCH: u32 = 64;
 
 /// A loaded Stable Diffusion pipeline. Keep it and call [`Pipeline::generate`] many times.
 pub struct Pipeline {
@@ -194,6 +196,33 @@ impl Pipeline {
         params: &GenerateParams,
         progress: &mut dyn FnMut(&StepProgress<'_>) -> bool,
     ) -> Result<FloatImage> {
+        if params.batch_size != 1 {
+            return Err(Error::InvalidArgument(format!(
+                "batch size {} needs generate_batch, which returns every image",
+                params.batch_size
+            )));
+        }
+        Ok(self.generate_float_batch(params, progress)?.remove(0))
+    }
+
+    /// Generates `params.batch_size` images in one pass: image `i` uses seed `seed + i` (its
+    /// initial noise and its sampler's noise come from its own generator), so it is the image a
+    /// single generation with that seed gives. The UNet sees the whole batch in each call.
+    pub fn generate_batch(
+        &mut self,
+        params: &GenerateParams,
+        progress: &mut dyn FnMut(&StepProgress<'_>) -> bool,
+    ) -> Result<Vec<Image>> {
+        let images = self.generate_float_batch(params, progress)?;
+        images.iter().map(|image| Image::from_float_hwc(image.width, image.height, &image.data)).collect()
+    }
+
+    /// Like [`Pipeline::generate_batch`], returning the decoder's outputs before quantization.
+    pub fn generate_float_batch(
+        &mut self,
+        params: &GenerateParams,
+        progress: &mut dyn FnMut(&StepProgress<'_>) -> bool,
+    ) -> Result<Vec<FloatImage>> {
         // A cancel aimed at an earlier call must not end this one.
         self.cancel.reset();
         let started = Instant::now();
@@ -201,58 +230,81 @@ impl Pipeline {
         self.unet.take_run_time();
         self.vae_decoder.take_run_time();
         let (width, height) = self.resolve_size(params)?;
+        let images = params.batch_size as usize;
         let factor = self.info.vae_scale_factor;
         let latent_shape = [LATENT_CHANNELS, (height / factor) as usize, (width / factor) as usize];
         let latent_len: usize = latent_shape.iter().product();
         let guided = guidance::needs_unconditional_pass(params.guidance_scale);
 
-        // Text states, unconditional first (the order diffusers batches them in).
+        // Text states, unconditional first (the order diffusers batches them in), each
+        // repeated for every image.
         let prompts: &[&str] = if guided { &[&params.negative_prompt, &params.prompt] } else { &[&params.prompt] };
-        let text = Conditioning::encode(&self.tokenizer, &mut self.text_encoder, prompts, params.prompt_syntax)?;
-        let batch = prompts.len();
+        let text = Conditioning::encode(&self.tokenizer, &mut self.text_encoder, prompts, params.prompt_syntax)?
+            .repeat_each(images);
         self.check_cancelled()?;
 
+        // One sampler and one generator per image, so each image is its own seed's.
         let kind = params.scheduler.unwrap_or(self.default_scheduler);
         let steps = usize::try_from(params.steps).unwrap_or(usize::MAX);
-        let mut scheduler = scheduler::create_with_sigmas(kind, &self.info.scheduler_config, steps, params.sigmas)?;
-        let mut rng = params.rng.seeded(params.seed)?;
+        let mut samplers = Vec::with_capacity(images);
+        let mut rngs = Vec::with_capacity(images);
+        for i in 0..images as u64 {
+            samplers.push(scheduler::create_with_sigmas(kind, &self.info.scheduler_config, steps, params.sigmas)?);
+            let seed = params
+                .seed
+                .checked_add(i)
+                .ok_or_else(|| Error::InvalidArgument(format!("seed {} + {i} (batch) is past 2^64-1", params.seed)))?;
+            rngs.push(params.rng.seeded(seed)?);
+        }
 
         let mut latents = match &params.initial_noise {
-            Some(noise) if noise.len() != latent_len => {
+            Some(noise) if noise.len() != images * latent_len => {
                 return Err(Error::InvalidArgument(format!(
-                    "initial noise has {} values; {width}x{height} needs {latent_len}",
-                    noise.len()
+                    "initial noise has {} values; {images} image(s) of {width}x{height} need {}",
+                    noise.len(),
+                    images * latent_len
                 )))
             }
             Some(noise) => noise.clone(),
             None => {
-                let mut noise = vec![0.0f32; latent_len];
-                rng.fill_standard_normal(&mut noise);
+                let mut noise = vec![0.0f32; images * latent_len];
+                for (chunk, rng) in noise.chunks_exact_mut(latent_len).zip(&mut rngs) {
+                    rng.fill_standard_normal(chunk);
+                }
                 noise
             }
         };
-        let sigma = scheduler.init_noise_sigma();
+        let sigma = samplers[0].init_noise_sigma();
         latents.iter_mut().for_each(|v| *v *= sigma);
 
         // Buffers reused by every step.
-        let mut model_input = vec![0.0f32; batch * latent_len];
+        let passes = prompts.len();
+        let mut model_input = vec![0.0f32; passes * latents.len()];
         let mut guided_noise = vec![0.0f32; if guided { latent_len } else { 0 }];
-        let timesteps = scheduler.timesteps().to_vec();
+        let timesteps = samplers[0].timesteps().to_vec();
         for (index, &timestep) in timesteps.iter().enumerate() {
-            for chunk in model_input.chunks_exact_mut(latent_len) {
+            for chunk in model_input.chunks_exact_mut(latents.len()) {
                 chunk.copy_from_slice(&latents);
             }
-            scheduler.scale_model_input(&mut model_input, index);
+            // Elementwise and the same for every image.
+            samplers[0].scale_model_input(&mut model_input, index);
             let mut denoise = |prediction: &[f32]| {
-                let noise = if guided {
-                    let (uncond, cond) = prediction.split_at(latent_len);
-                    guidance::classifier_free_guidance(uncond, cond, params.guidance_scale, &mut guided_noise);
-                    guidance::rescale(&mut guided_noise, cond, params.guidance_rescale);
-                    &guided_noise[..]
-                } else {
-                    prediction
-                };
-                scheduler.step(noise, index, &mut latents, rng.as_mut())
+                let (uncond_all, cond_all) = prediction.split_at(if guided { prediction.len() / 2 } else { 0 });
+                for (i, ((sampler, rng), image_latents)) in
+                    samplers.iter_mut().zip(&mut rngs).zip(latents.chunks_exact_mut(latent_len)).enumerate()
+                {
+                    let cond = &cond_all[i * latent_len..(i + 1) * latent_len];
+                    let noise = if guided {
+                        let uncond = &uncond_all[i * latent_len..(i + 1) * latent_len];
+                        guidance::classifier_free_guidance(uncond, cond, params.guidance_scale, &mut guided_noise);
+                        guidance::rescale(&mut guided_noise, cond, params.guidance_rescale);
+                        &guided_noise[..]
+                    } else {
+                        cond
+                    };
+                    sampler.step(noise, index, image_latents, rng.as_mut())?;
+                }
+                Ok(())
             };
             self.unet.predict(&model_input, latent_shape, timestep, &text, &mut denoise)?;
 
@@ -265,14 +317,19 @@ impl Pipeline {
 
         let scale = (1.0 / self.info.vae_scaling_factor as f64) as f32;
         latents.iter_mut().for_each(|v| *v *= scale);
-        let (h, w, data) = self.vae_decoder.decode(&latents, latent_shape)?;
+        let mut decoded = Vec::with_capacity(images);
+        for image_latents in latents.chunks_exact(latent_len) {
+            let (h, w, data) = self.vae_decoder.decode(image_latents, latent_shape)?;
+            decoded.push(FloatImage { width: w as u32, height: h as u32, data });
+            self.check_cancelled()?;
+        }
         self.last_timings = Timings {
             total: started.elapsed(),
             text_encoder: self.text_encoder.take_run_time(),
             unet: self.unet.take_run_time(),
             vae_decoder: self.vae_decoder.take_run_time(),
         };
-        Ok(FloatImage { width: w as u32, height: h as u32, data })
+        Ok(decoded)
     }
 
     fn resolve_size(&self, params: &GenerateParams) -> Result<(u32, u32)> {
@@ -288,6 +345,12 @@ impl Pipeline {
         }
         if !params.guidance_scale.is_finite() {
             return Err(Error::InvalidArgument("guidance scale must be a finite number".into()));
+        }
+        if params.batch_size == 0 || params.batch_size > MAX_BATCH {
+            return Err(Error::InvalidArgument(format!(
+                "batch size {} must be between 1 and {MAX_BATCH}",
+                params.batch_size
+            )));
         }
         if !(0.0..=1.0).contains(&params.guidance_rescale) {
             return Err(Error::InvalidArgument(format!(

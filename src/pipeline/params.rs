@@ -46,8 +46,11 @@ pub struct GenerateParams {
     /// Guidance rescale `phi` in [0, 1] (diffusers' `guidance_rescale`; 0.7 is the paper's
     /// choice for v-prediction models): 0 turns it off.
     pub guidance_rescale: f32,
-    /// Seed of the generator `rng` names (numpy: 0 to 2^32-1).
+    /// Seed of the generator `rng` names (numpy: 0 to 2^32-1). Image `i` of a batch uses
+    /// `seed + i`.
     pub seed: u64,
+    /// Images made in one pass (1 to 64); [`crate::Pipeline::generate_batch`] returns them all.
+    pub batch_size: u32,
     /// Which reference generator the seed follows (default numpy, as diffusers' ONNX pipelines).
     pub rng: RngKind,
     /// Sampler; `None` takes the model's scheduler_config.json.
@@ -56,7 +59,7 @@ pub struct GenerateParams {
     /// the model config's, `Some` replaces it (Karras for a sampler without the option is an
     /// error). [`crate::scheduler::SamplerName::parse`] reads both from names like `euler_karras`.
     pub sigmas: Option<SigmaSpacing>,
-    /// Initial noise (N(0,1), [4, height/8, width/8]) instead of drawing it from the seed.
+    /// Initial noise (N(0,1), [batch, 4, height/8, width/8]) instead of drawing it from the seed.
     pub initial_noise: Option<Vec<f32>>,
 }
 
@@ -72,6 +75,7 @@ impl Default for GenerateParams {
             guidance_scale: 7.5,
             guidance_rescale: 0.0,
             seed: 0,
+            batch_size: 1,
             rng: RngKind::Numpy,
             scheduler: None,
             sigmas: None,
@@ -88,7 +92,7 @@ pub struct StepProgress<'a> {
     pub total_steps: usize,
     /// The timestep the UNet just saw.
     pub timestep: f32,
-    /// The latents after this step.
+    /// The latents after this step ([batch, 4, height/8, width/8]).
     pub latents: &'a [f32],
 }
 
