@@ -173,6 +173,8 @@ impl Unet {
 
 pub(crate) struct VaeDecoder {
     model: OnnxModel,
+    /// The graph takes float16 latents (an fp16 export).
+    half: bool,
 }
 
 impl VaeDecoder {
@@ -181,7 +183,8 @@ impl VaeDecoder {
         if latents.rank() != 4 {
             return Err(Error::invalid_model(model.path(), "`latent_sample` must have rank 4"));
         }
-        Ok(VaeDecoder { model })
+        let half = latents.element_type == ElementType::F16;
+        Ok(VaeDecoder { model, half })
     }
 
     pub fn take_run_time(&mut self) -> std::time::Duration {
@@ -201,8 +204,14 @@ impl VaeDecoder {
         let mut hwc = vec![0.0f32; plane * 3];
         if chw.iter().any(|v| !v.is_finite()) {
             // The well-known black-image bug of fp16 VAEs: say so instead of returning black.
+            let hint = if self.half {
+                "; it computes in float16, which overflows on some latents: use a float32 VAE decoder \
+                 (or an fp16-fixed one)"
+            } else {
+                ""
+            };
             return Err(Error::Inference(format!(
-                "{}: the VAE decoder produced NaN or infinite values",
+                "{}: the VAE decoder produced NaN or infinite values{hint}",
                 output.path().display()
             )));
         }
