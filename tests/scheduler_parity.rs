@@ -11,13 +11,19 @@
 //! draws from that numpy stream (N(0,1), as the tree's normalised increments are), so the step
 //! arithmetic is compared exactly while the noise itself differs from diffusers' Brownian tree.
 //!
+//! The img2img cases run diffusers' `StableDiffusionImg2ImgPipeline` the same way: the
+//! begin index for the strength (`img2img_start`, `set_begin_index`), `add_noise` of the
+//! fixed latents with `NumpyRng::new(1)` noise at that index, then the rest of the loop.
+//!
 //! Run with `--nocapture` to see the largest differences per sampler.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sdrt::rng::NumpyRng;
-use sdrt::scheduler::{self, EulerDiscreteScheduler, NoiseSchedule, SchedulerConfig, SchedulerKind, DDIM_DEFAULTS};
+use sdrt::rng::{NormalRng, NumpyRng};
+use sdrt::scheduler::{
+    self, img2img_start, EulerDiscreteScheduler, NoiseSchedule, SchedulerConfig, SchedulerKind, DDIM_DEFAULTS,
+};
 use serde_json::Value;
 
 /// `tests/fixtures`, overridable with `SDRT_FIXTURES`.
@@ -257,5 +263,119 @@ fn noise_schedules_match_torch() {
             let rel = ((g - w) / w).abs();
             assert!(rel < 1e-6 || (g - w).abs() < 1e-12, "{name}: alphas_cumprod[{i}] {g} != {w}");
         }
+    }
+}
+
+#[test]
+fn img2img_matches_diffusers() {
+    let doc = reference();
+    let latents0 = floats(&doc["latents"]);
+    let mut noise = vec![0.0f32; latents0.len()];
+    NumpyRng::new(doc["img2img_noise_seed"].as_u64().unwrap() as u32).fill_standard_normal(&mut noise);
+    let mut per_kind: BTreeMap<&str, (Err, Err, usize)> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let cases = doc["img2img"].as_array().unwrap();
+    let classes: std::collections::BTreeSet<&str> = cases.iter().map(|c| c["class"].as_str().unwrap()).collect();
+    assert_eq!(classes.len(), 13, "img2img cases cover {classes:?}");
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let kind = kind_of(case);
+        let steps = case["steps"].as_u64().unwrap() as usize;
+        let strength = case["strength"].as_f64().unwrap();
+        let mut sched = scheduler::create(kind, &config_of(&case["config"]), steps)
+            .unwrap_or_else(|e| panic!("{name}: create failed: {e}"));
+        assert_eq!(sched.order(), case["order"].as_u64().unwrap() as usize, "{name}: order");
+        let begin = img2img_start(sched.as_ref(), steps, strength).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(begin, case["begin_index"].as_u64().unwrap() as usize, "{name}: begin index");
+        sched.set_begin_index(begin).unwrap_or_else(|e| panic!("{name}: set_begin_index: {e}"));
+
+        let want_t = floats(&case["timesteps"]);
+        let got_t = &sched.timesteps()[begin..];
+        assert_eq!(got_t.len(), want_t.len(), "{name}: timesteps {got_t:?} != {want_t:?}");
+        let tol = timestep_tolerance(name);
+        for (g, w) in got_t.iter().zip(&want_t) {
+            assert!((g - w).abs() <= tol, "{name}: timesteps {got_t:?} != {want_t:?}");
+        }
+
+        let entry = per_kind.entry(kind.class_name()).or_default();
+        let mut latents = vec![0.0f32; latents0.len()];
+        sched.add_noise(&latents0, &noise, begin, &mut latents).unwrap_or_else(|e| panic!("{name}: add_noise: {e}"));
+        let e = entry.0.update(&latents, &floats(&case["noised"]));
+        if e.rel > TOLERANCE {
+            failures.push(format!("{name}: add_noise off by {e:?}"));
+        }
+
+        let mut input = vec![0.0f32; latents.len()];
+        let mut output = vec![0.0f32; latents.len()];
+        let mut rng = NumpyRng::new(0);
+        let samples = case["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), want_t.len(), "{name}");
+        for (j, i) in (begin..sched.timesteps().len()).enumerate() {
+            input.copy_from_slice(&latents);
+            sched.scale_model_input(&mut input, i);
+            model(&input, want_t[j], &mut output);
+            sched.step(&output, i, &mut latents, &mut rng).unwrap_or_else(|e| panic!("{name} step {i}: {e}"));
+            let e = entry.1.update(&latents, &floats(&samples[j]));
+            if e.rel > TOLERANCE {
+                failures.push(format!("{name} step {i} (t = {}): sample off by {e:?}", want_t[j]));
+            }
+            entry.2 += 1;
+        }
+    }
+    for (kind, (noised, sample, steps)) in &per_kind {
+        println!("img2img {kind}: max error add_noise {noised:?}, {steps} steps' samples {sample:?}");
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn img2img_refuses_bad_strengths_and_begin_indices() {
+    let config = SchedulerConfig::from_json(
+        r#"{"beta_schedule": "scaled_linear", "beta_start": 0.00085,
+        "beta_end": 0.012, "steps_offset": 1, "skip_prk_steps": true}"#,
+    )
+    .unwrap();
+    for kind in SchedulerKind::all() {
+        let mut sched = scheduler::create(kind, &config, 10).unwrap();
+        let order = sched.order();
+        for strength in [-0.1, 1.0001, 2.0, f64::NAN, f64::INFINITY, 0.0, 0.05, 0.09999] {
+            let result = img2img_start(sched.as_ref(), 10, strength);
+            assert!(result.is_err(), "{kind}: strength {strength} gave {result:?}");
+        }
+        assert!(img2img_start(sched.as_ref(), 0, 0.5).is_err(), "{kind}: 0 steps");
+        assert_eq!(img2img_start(sched.as_ref(), 10, 1.0).unwrap(), 0, "{kind}");
+        assert_eq!(img2img_start(sched.as_ref(), 10, 0.1).unwrap(), 9 * order, "{kind}");
+        // Python's int(10 * 0.7) is 7, so 3 steps are skipped.
+        assert_eq!(img2img_start(sched.as_ref(), 10, 0.7).unwrap(), 3 * order, "{kind}");
+        let len = sched.timesteps().len();
+        assert!(sched.set_begin_index(len).is_err(), "{kind}: begin index past the end");
+        if order == 2 {
+            assert!(sched.set_begin_index(3).is_err(), "{kind}: begin index inside a step");
+        }
+        let (a, n) = (vec![1.0f32; 8], vec![0.5f32; 8]);
+        let mut out = vec![0.0f32; 8];
+        assert!(sched.add_noise(&a, &n, len, &mut out).is_err(), "{kind}: add_noise past the end");
+        assert!(sched.add_noise(&a, &n[..7], 0, &mut out).is_err(), "{kind}: add_noise lengths");
+        // Stateful samplers require the begin index as their next step.
+        sched.set_begin_index(2 * order).unwrap();
+        let mut rng = NumpyRng::new(0);
+        let mut sample = vec![0.1f32; 8];
+        let in_order = sched.step(&n, 0, &mut sample, &mut rng).is_err();
+        if matches!(
+            kind,
+            SchedulerKind::Pndm
+                | SchedulerKind::LmsDiscrete
+                | SchedulerKind::HeunDiscrete
+                | SchedulerKind::Kdpm2
+                | SchedulerKind::Kdpm2Ancestral
+                | SchedulerKind::DpmSolverSde
+                | SchedulerKind::DpmSolverMultistep
+                | SchedulerKind::DpmSolverMultistepKarras
+                | SchedulerKind::DpmSolverMultistepSde
+                | SchedulerKind::UniPcMultistep
+        ) {
+            assert!(in_order, "{kind}: a step before the begin index was accepted");
+        }
+        sched.step(&n, 2 * order, &mut sample, &mut rng).unwrap_or_else(|e| panic!("{kind}: {e}"));
     }
 }

@@ -3,7 +3,7 @@
 
 use super::config::{invalid, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
 use super::schedule::{check_step_count, spaced_timesteps, NoiseSchedule};
-use super::{check_step, Scheduler};
+use super::{check_add_noise_index, check_step, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -72,6 +72,13 @@ impl DdimScheduler {
 impl Scheduler for DdimScheduler {
     fn timesteps(&self) -> &[f32] {
         &self.timesteps_f32
+    }
+
+    /// `sqrt(a) * x + sqrt(1 - a) * noise` at the step's timestep (the zero-SNR rescaled
+    /// schedule where the config asks for it).
+    fn add_noise(&self, original: &[f32], noise: &[f32], step_index: usize, out: &mut [f32]) -> Result<()> {
+        check_add_noise_index(step_index, self.timesteps.len())?;
+        self.schedule.add_noise(self.timesteps[step_index], original, noise, out)
     }
 
     fn step(

@@ -8,7 +8,7 @@
 
 use super::config::{invalid, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
 use super::schedule::{check_step_count, check_trailing_count, spaced_timesteps, NoiseSchedule};
-use super::{check_step, Scheduler};
+use super::{check_add_noise_index, check_step, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -83,6 +83,12 @@ impl DdpmScheduler {
 impl Scheduler for DdpmScheduler {
     fn timesteps(&self) -> &[f32] {
         &self.timesteps
+    }
+
+    /// `sqrt(a) * x + sqrt(1 - a) * noise` at the step's timestep.
+    fn add_noise(&self, original: &[f32], noise: &[f32], step_index: usize, out: &mut [f32]) -> Result<()> {
+        check_add_noise_index(step_index, self.timesteps.len())?;
+        self.schedule.add_noise(self.timesteps_i64[step_index], original, noise, out)
     }
 
     fn step(

@@ -15,10 +15,10 @@ use super::config::{
     invalid, ClassDefaults, PredictionType, SchedulerConfig, SigmaSpacing, TimestepSpacing, COMMON_DEFAULTS,
 };
 use super::schedule::{
-    check_step_count, check_trailing_count, exponential_sigmas, karras_sigmas, log_sigmas, numpy_interp,
-    numpy_linspace, sigma_to_t, spaced_timesteps, NoiseSchedule,
+    add_scaled_noise, check_step_count, check_trailing_count, exponential_sigmas, karras_sigmas, log_sigmas,
+    numpy_interp, numpy_linspace, sigma_to_t, spaced_timesteps, NoiseSchedule,
 };
-use super::{check_order, check_step, Scheduler};
+use super::{check_add_noise_index, check_begin_index, check_order, check_step, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -88,8 +88,10 @@ pub struct DpmSolverMultistepScheduler {
     previous: Vec<f32>,
     /// The SDE variants' noise, drawn each step.
     noise: Vec<f32>,
-    /// Steps taken so far (steps must come in order).
+    /// The next step's index (steps must come in order).
     counter: usize,
+    /// The first step's index (0, or img2img's begin index).
+    begin: usize,
 }
 
 impl DpmSolverMultistepScheduler {
@@ -172,6 +174,7 @@ impl DpmSolverMultistepScheduler {
             previous: Vec::new(),
             noise: Vec::new(),
             counter: 0,
+            begin: 0,
         })
     }
 
@@ -297,6 +300,23 @@ impl Scheduler for DpmSolverMultistepScheduler {
         &self.timesteps
     }
 
+    /// `alpha_t * x + sigma_t * noise` at `sigmas[step_index]`.
+    fn add_noise(&self, original: &[f32], noise: &[f32], step_index: usize, out: &mut [f32]) -> Result<()> {
+        check_add_noise_index(step_index, self.timesteps.len())?;
+        let (alpha_t, sigma_t) = alpha_sigma(self.sigmas[step_index]);
+        add_scaled_noise(alpha_t, sigma_t, original, noise, out)
+    }
+
+    /// The next step is `index`, with no past model outputs: it is first order, as
+    /// diffusers' (`lower_order_nums` 0).
+    fn set_begin_index(&mut self, index: usize) -> Result<()> {
+        check_begin_index(index, self.timesteps.len(), 1)?;
+        self.counter = index;
+        self.begin = index;
+        self.previous.clear();
+        Ok(())
+    }
+
     fn step(
         &mut self,
         model_output: &[f32],
@@ -307,7 +327,7 @@ impl Scheduler for DpmSolverMultistepScheduler {
         let n = self.timesteps.len();
         check_step(step_index, n, model_output, sample)?;
         check_order("DPM-Solver", step_index, self.counter)?;
-        if self.counter > 0 && self.previous.len() != sample.len() {
+        if self.counter > self.begin && self.previous.len() != sample.len() {
             return Err(invalid("the sample changed size between steps"));
         }
         let i = step_index;
@@ -333,7 +353,8 @@ impl Scheduler for DpmSolverMultistepScheduler {
             rng.fill_standard_normal(&mut self.noise);
         }
 
-        let first_order = self.order == 1 || i == 0 || (i == n - 1 && self.first_order_final);
+        // diffusers: lower_order_nums < 1 (no step taken since the begin index).
+        let first_order = self.order == 1 || i == self.begin || (i == n - 1 && self.first_order_final);
         let h = lambda(alpha_t, sigma_t) - lambda(alpha_s0, sigma_s0);
         // x_t = cx * x + c0 * D0 [+ c1 * D1] [+ cn * noise], each coefficient the float32
         // scalar diffusers multiplies its tensor by (a subtraction is an added negation,

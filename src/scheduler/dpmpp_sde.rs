@@ -26,8 +26,8 @@ use super::config::{
     invalid, BetaSchedule, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS,
 };
 use super::kdpm2::{exp32, interleave, k_prediction, k_schedule, ln32, x0_of};
-use super::schedule::sigma_to_t;
-use super::{check_order, check_step, schedule, Scheduler};
+use super::schedule::{add_scaled_noise, sigma_to_t};
+use super::{check_add_noise_index, check_begin_index, check_order, check_step, schedule, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -138,6 +138,25 @@ impl Scheduler for DpmSolverSdeScheduler {
         } else {
             schedule::scale_by_sigma(sample, &self.midpoints, step_index / 2);
         }
+    }
+
+    fn order(&self) -> usize {
+        2
+    }
+
+    /// `x + noise * sigmas[step_index]` on the interleaved sigmas, as diffusers indexes
+    /// them by its begin index.
+    fn add_noise(&self, original: &[f32], noise: &[f32], step_index: usize, out: &mut [f32]) -> Result<()> {
+        check_add_noise_index(step_index, self.timesteps.len())?;
+        add_scaled_noise(1.0, self.sigmas[step_index], original, noise, out)
+    }
+
+    /// The next step is `index` (even), the first half of a step.
+    fn set_begin_index(&mut self, index: usize) -> Result<()> {
+        check_begin_index(index, self.timesteps.len(), 2)?;
+        self.counter = index;
+        self.first = None;
+        Ok(())
     }
 
     fn step(

@@ -5,10 +5,10 @@ use super::config::{
     invalid, ClassDefaults, PredictionType, SchedulerConfig, SigmaSpacing, TimestepSpacing, COMMON_DEFAULTS,
 };
 use super::schedule::{
-    check_step_count, exponential_sigmas, karras_sigmas, log_sigmas, numpy_interp, sigma_to_t, spaced_timesteps,
-    torch_linspace_f32, NoiseSchedule,
+    add_scaled_noise, check_step_count, exponential_sigmas, karras_sigmas, log_sigmas, numpy_interp, sigma_to_t,
+    spaced_timesteps, torch_linspace_f32, NoiseSchedule,
 };
-use super::{check_step, schedule, Scheduler};
+use super::{check_add_noise_index, check_step, schedule, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -183,6 +183,12 @@ impl Scheduler for EulerDiscreteScheduler {
 
     fn scale_model_input(&self, sample: &mut [f32], step_index: usize) {
         schedule::scale_by_sigma(sample, &self.sigmas, step_index);
+    }
+
+    /// `x + noise * sigmas[step_index]` (diffusers looks the sigma up at its begin index).
+    fn add_noise(&self, original: &[f32], noise: &[f32], step_index: usize, out: &mut [f32]) -> Result<()> {
+        check_add_noise_index(step_index, self.timesteps.len())?;
+        add_scaled_noise(1.0, self.sigmas[step_index], original, noise, out)
     }
 
     fn step(

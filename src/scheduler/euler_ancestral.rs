@@ -55,6 +55,11 @@ impl Scheduler for EulerAncestralDiscreteScheduler {
         self.euler.scale_model_input(sample, step_index);
     }
 
+    /// Euler's: `x + noise * sigmas[step_index]`.
+    fn add_noise(&self, original: &[f32], noise: &[f32], step_index: usize, out: &mut [f32]) -> Result<()> {
+        self.euler.add_noise(original, noise, step_index, out)
+    }
+
     fn step(
         &mut self,
         model_output: &[f32],

@@ -20,10 +20,10 @@ use super::config::{
     COMMON_DEFAULTS,
 };
 use super::schedule::{
-    check_step_count, check_trailing_count, exponential_sigmas, karras_sigmas, log_sigmas, numpy_interp, sigma_to_t,
-    spaced_timesteps, NoiseSchedule,
+    add_scaled_noise, check_step_count, check_trailing_count, exponential_sigmas, karras_sigmas, log_sigmas,
+    numpy_interp, sigma_to_t, spaced_timesteps, NoiseSchedule,
 };
-use super::{check_order, check_step, schedule, Scheduler};
+use super::{check_add_noise_index, check_begin_index, check_order, check_step, schedule, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -267,6 +267,25 @@ impl Scheduler for Kdpm2DiscreteScheduler {
         // First-order (even) indices see sigma, second-order ones the midpoint sigma.
         let sigmas = if step_index.is_multiple_of(2) { &self.sigmas } else { &self.sigmas_interpol };
         schedule::scale_by_sigma(sample, sigmas, step_index);
+    }
+
+    fn order(&self) -> usize {
+        2
+    }
+
+    /// `x + noise * sigmas[step_index]` on the interleaved sigmas, as diffusers indexes
+    /// them by its begin index.
+    fn add_noise(&self, original: &[f32], noise: &[f32], step_index: usize, out: &mut [f32]) -> Result<()> {
+        check_add_noise_index(step_index, self.timesteps.len())?;
+        add_scaled_noise(1.0, self.sigmas[step_index], original, noise, out)
+    }
+
+    /// The next step is `index` (even), the first half of a step.
+    fn set_begin_index(&mut self, index: usize) -> Result<()> {
+        check_begin_index(index, self.timesteps.len(), 2)?;
+        self.counter = index;
+        self.first = None;
+        Ok(())
     }
 
     fn step(

@@ -10,8 +10,8 @@
 //! step's result is `denoised` itself, which is what diffusers' LCM pipeline decodes.
 
 use super::config::{invalid, BetaSchedule, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing};
-use super::schedule::{check_step_count, NoiseSchedule};
-use super::{check_step, Scheduler};
+use super::schedule::{add_scaled_noise, check_step_count, NoiseSchedule};
+use super::{check_add_noise_index, check_step, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -113,6 +113,15 @@ impl LcmScheduler {
 impl Scheduler for LcmScheduler {
     fn timesteps(&self) -> &[f32] {
         &self.timesteps
+    }
+
+    /// `sqrt(a) * x + sqrt(1 - a) * noise` at the step's timestep. (diffusers' img2img
+    /// pipeline calls `set_timesteps(steps)` without LCM's own `strength` argument, so the
+    /// timesteps are the txt2img ones and img2img starts part-way through them.)
+    fn add_noise(&self, original: &[f32], noise: &[f32], step_index: usize, out: &mut [f32]) -> Result<()> {
+        check_add_noise_index(step_index, self.timesteps.len())?;
+        let alpha = self.alphas[step_index];
+        add_scaled_noise(alpha.sqrt(), (1.0 - alpha).sqrt(), original, noise, out)
     }
 
     fn step(

@@ -14,7 +14,7 @@
 
 use super::config::{ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
 use super::euler::EulerDiscreteScheduler;
-use super::{check_order, check_step, Scheduler};
+use super::{check_begin_index, check_order, check_step, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -119,6 +119,22 @@ impl Scheduler for LmsDiscreteScheduler {
 
     fn scale_model_input(&self, sample: &mut [f32], step_index: usize) {
         self.euler.scale_model_input(sample, step_index);
+    }
+
+    /// Euler's: `x + noise * sigmas[step_index]`.
+    fn add_noise(&self, original: &[f32], noise: &[f32], step_index: usize, out: &mut [f32]) -> Result<()> {
+        self.euler.add_noise(original, noise, step_index, out)
+    }
+
+    /// The next step is `index`, with no past derivatives. As in diffusers, the step's order
+    /// is still `min(index + 1, 4)`: from index 3 on, the first steps compute all four
+    /// coefficients but only the ones for the derivatives there are count (diffusers zips
+    /// the coefficients with the derivatives it has).
+    fn set_begin_index(&mut self, index: usize) -> Result<()> {
+        check_begin_index(index, self.timesteps().len(), 1)?;
+        self.counter = index;
+        self.derivatives.clear();
+        Ok(())
     }
 
     fn step(

@@ -54,6 +54,17 @@ use crate::error::{Error, Result};
 use crate::rng::NormalRng;
 
 /// A sampler, set up for one run of `num_inference_steps`.
+///
+/// Image-to-image (diffusers' `StableDiffusionImg2ImgPipeline`) starts the loop part-way:
+/// ```text
+/// begin = img2img_start(scheduler, num_inference_steps, strength)?
+/// scheduler.set_begin_index(begin)?
+/// add_noise(image_latents, noise, begin, latents)      // noise: N(0,1), the latents' shape
+/// for i in begin..timesteps().len():                    // the same loop as above, from `begin`
+///     ...
+/// ```
+/// (no `init_noise_sigma` factor: `add_noise` brings the latents to the noise level of
+/// loop index `begin`).
 pub trait Scheduler: Send {
     /// Timesteps to feed the UNet, in loop order (PNDM with skip_prk_steps has steps+1 of
     /// them, as in diffusers, except for 1 step; Heun, DPM2, DPM2 ancestral and DPM++ SDE have
@@ -77,6 +88,72 @@ pub trait Scheduler: Send {
         sample: &mut [f32],
         rng: &mut dyn NormalRng,
     ) -> Result<()>;
+
+    /// diffusers' class attribute `order`: loop indices per inference step as img2img counts
+    /// them (2 for Heun, DPM2, DPM2 ancestral and DPM++ SDE, whose steps take two model
+    /// evaluations; 1 for the others, the multistep solvers included).
+    fn order(&self) -> usize {
+        1
+    }
+
+    /// diffusers' `add_noise(original, noise, timesteps[step_index])` as the img2img pipeline
+    /// calls it (after `set_begin_index(step_index)`, before the first step): writes the
+    /// forward-diffused `original` at loop index `step_index` to `out`, elementwise in float32
+    /// with diffusers' operation order:
+    /// * DDPM parametrisation (PNDM, DDIM, DDPM, LCM): `sqrt(a) * x + sqrt(1 - a) * noise`,
+    ///   `a = alphas_cumprod[timesteps()[step_index]]`;
+    /// * k-diffusion samplers (Euler, Euler a, LMS, Heun, DPM2, DPM2 a, DPM++ SDE):
+    ///   `x + noise * sigma`, `sigma = sigmas[step_index]` (the interleaved sigmas for the
+    ///   two-evaluation samplers, as diffusers indexes them by its begin index);
+    /// * DPM-Solver multistep, UniPC: `alpha_t * x + sigma_t * noise` with
+    ///   `alpha_t = 1 / sqrt(sigma^2 + 1)`, `sigma_t = sigma * alpha_t`, `sigma = sigmas[step_index]`.
+    ///
+    /// `original`, `noise` and `out` must have the same length; `step_index` must be a loop
+    /// index (below `timesteps().len()`). Does not change the sampler's state.
+    fn add_noise(&self, original: &[f32], noise: &[f32], step_index: usize, out: &mut [f32]) -> Result<()>;
+
+    /// diffusers' `set_begin_index`: the next `step` is loop index `index` (img2img's first),
+    /// with the sampler as `set_timesteps` leaves it: multistep histories (PNDM, LMS,
+    /// DPM-Solver, UniPC) empty, the two-evaluation samplers at the first half of a step.
+    /// Samplers that require steps in order then require `index`, `index + 1`, ...; the
+    /// others take any step index, as before. Calling it again restarts the sampler there
+    /// (any state from earlier steps is dropped). `index` must be below `timesteps().len()`,
+    /// and even for the samplers with `order() == 2` (a step's two halves cannot be split).
+    fn set_begin_index(&mut self, index: usize) -> Result<()> {
+        check_begin_index(index, self.timesteps().len(), self.order())
+    }
+}
+
+/// The first loop index of diffusers' img2img for `strength` (its `get_timesteps`):
+/// `init = min(int(num_inference_steps * strength), num_inference_steps)`,
+/// `t_start = num_inference_steps - init`, first index `t_start * scheduler.order()`.
+/// `num_inference_steps` must be the count `scheduler` was built for. `strength` is a Python
+/// float (f64): pass the value as typed, not an f32 widened to f64 (0.7f32 as f64 is
+/// 0.699999988..., and `int(10 * that)` is 6, not diffusers' 7).
+///
+/// Strength 1 runs the whole loop (from pure noise when the noise dominates, as diffusers
+/// does); a strength outside [0, 1] (or NaN) is an error, as is one so small that no step is
+/// left (`int(num_inference_steps * strength) == 0`, which diffusers refuses too).
+pub fn img2img_start(scheduler: &dyn Scheduler, num_inference_steps: usize, strength: f64) -> Result<usize> {
+    if !(0.0..=1.0).contains(&strength) {
+        return Err(Error::InvalidArgument(format!("strength {strength} must be between 0 and 1")));
+    }
+    if num_inference_steps == 0 {
+        return Err(Error::InvalidArgument("the number of inference steps must be at least 1".into()));
+    }
+    // Python's int(): truncation towards zero (the product is >= 0).
+    let init = ((num_inference_steps as f64 * strength) as usize).min(num_inference_steps);
+    if init == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "strength {strength} with {num_inference_steps} inference steps leaves no denoising step \
+             (int({num_inference_steps} * {strength}) is 0); raise the strength or the step count"
+        )));
+    }
+    let begin = (num_inference_steps - init) * scheduler.order();
+    check_begin_index(begin, scheduler.timesteps().len(), scheduler.order()).map_err(|e| {
+        Error::InvalidArgument(format!("{e} (is {num_inference_steps} the step count the sampler was built for?)"))
+    })?;
+    Ok(begin)
 }
 
 /// The samplers sdrt runs.
@@ -368,6 +445,29 @@ pub(crate) fn check_order(sampler: &str, step_index: usize, expected: usize) -> 
     if step_index != expected {
         return Err(Error::InvalidArgument(format!(
             "{sampler} steps must run in order: expected step {expected}, got {step_index}"
+        )));
+    }
+    Ok(())
+}
+
+/// [`Scheduler::set_begin_index`]'s checks: a loop index, at the start of a step.
+pub(crate) fn check_begin_index(index: usize, len: usize, order: usize) -> Result<()> {
+    if index >= len {
+        return Err(Error::InvalidArgument(format!("begin index {index} is past the last step ({len} loop steps)")));
+    }
+    if !index.is_multiple_of(order.max(1)) {
+        return Err(Error::InvalidArgument(format!(
+            "begin index {index} is inside a step: this sampler takes {order} loop indices per step"
+        )));
+    }
+    Ok(())
+}
+
+/// The step index check of [`Scheduler::add_noise`].
+pub(crate) fn check_add_noise_index(step_index: usize, len: usize) -> Result<()> {
+    if step_index >= len {
+        return Err(Error::InvalidArgument(format!(
+            "add_noise at step index {step_index}: past the last step ({len} loop steps)"
         )));
     }
     Ok(())

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use super::config::{invalid, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
 use super::schedule::{check_step_count, spaced_timesteps, NoiseSchedule};
-use super::{check_order, check_step, Scheduler};
+use super::{check_add_noise_index, check_begin_index, check_order, check_step, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -30,8 +30,11 @@ pub struct PndmScheduler {
     /// Number of leading PRK steps (12, or 0 with `skip_prk_steps`).
     prk_steps: usize,
     prediction: PredictionType,
-    /// diffusers' `counter`: steps taken so far.
+    /// diffusers' `counter`: steps taken so far (since `begin`).
     counter: usize,
+    /// The loop index of the first step (img2img; diffusers' PNDM has no begin index, its
+    /// img2img loop just starts part-way with `counter` at 0).
+    begin: usize,
     /// diffusers' `ets`: past model outputs, oldest first.
     ets: VecDeque<Vec<f32>>,
     /// diffusers' `cur_sample`: the sample the warm-up (PLMS) or a PRK round started from.
@@ -105,6 +108,7 @@ impl PndmScheduler {
             prk_steps: if skip_prk { 0 } else { 3 * ORDER },
             prediction,
             counter: 0,
+            begin: 0,
             ets: VecDeque::with_capacity(ORDER),
             cur_sample: None,
             cur_model_output: Vec::new(),
@@ -124,10 +128,12 @@ impl PndmScheduler {
         self.ets.push_back(buffer);
     }
 
-    fn step_prk(&mut self, model_output: &[f32], sample: &mut [f32]) -> Result<()> {
+    /// `step_index`: the loop index, whose timestep diffusers passes to `step`.
+    fn step_prk(&mut self, model_output: &[f32], step_index: usize, sample: &mut [f32]) -> Result<()> {
         let counter = self.counter;
         let diff_to_prev = if counter % 2 == 1 { 0 } else { self.stride / 2 };
-        let prev_t = self.timesteps[counter] - diff_to_prev;
+        let prev_t = self.timesteps[step_index] - diff_to_prev;
+        // prk_timesteps[counter // 4 * 4]: the PRK timesteps lead the schedule.
         let t = self.timesteps[counter / 4 * 4];
         let (alpha_t, alpha_prev) = self.alpha_pair(t, prev_t)?;
         let coeffs = PrevSample::new(alpha_t, alpha_prev, self.prediction);
@@ -167,12 +173,12 @@ impl PndmScheduler {
         Ok(())
     }
 
-    fn step_plms(&mut self, model_output: &[f32], sample: &mut [f32]) -> Result<()> {
+    fn step_plms(&mut self, model_output: &[f32], step_index: usize, sample: &mut [f32]) -> Result<()> {
         let counter = self.counter;
         if self.prk_steps > 0 && self.ets.len() < 3 {
             return Err(invalid("PNDM linear multistep needs the Runge-Kutta warm-up first"));
         }
-        let mut t = self.timesteps[counter];
+        let mut t = self.timesteps[step_index];
         let mut prev_t = t - self.stride;
         if counter != 1 {
             self.push_ets(model_output);
@@ -261,6 +267,30 @@ impl Scheduler for PndmScheduler {
         &self.timesteps_f32
     }
 
+    /// `sqrt(a) * x + sqrt(1 - a) * noise` at the step's timestep.
+    fn add_noise(&self, original: &[f32], noise: &[f32], step_index: usize, out: &mut [f32]) -> Result<()> {
+        check_add_noise_index(step_index, self.timesteps.len())?;
+        self.schedule.add_noise(self.timesteps[step_index], original, noise, out)
+    }
+
+    /// As diffusers' img2img runs PNDM (which has no `set_begin_index`): the loop continues
+    /// from `index` with the sampler fresh (`counter` 0, no past outputs), each step taking
+    /// its loop index's timestep. The warm-up (PLMS's double first step, or the 12 PRK steps)
+    /// therefore runs on the timesteps at `index`, `index + 1`, ... With `skip_prk_steps` and
+    /// `index >= 2` the schedule's repeated timestep is not where the warm-up's second half
+    /// (which redoes the first step) expects it, so that half consumes a distinct timestep:
+    /// every later step takes the sample for one stride less noisy than it is (one
+    /// transition of the schedule is skipped). That is diffusers' behaviour, and sdrt's.
+    fn set_begin_index(&mut self, index: usize) -> Result<()> {
+        check_begin_index(index, self.timesteps.len(), 1)?;
+        self.begin = index;
+        self.counter = 0;
+        self.ets.clear();
+        self.cur_sample = None;
+        self.cur_model_output.clear();
+        Ok(())
+    }
+
     fn step(
         &mut self,
         model_output: &[f32],
@@ -269,11 +299,11 @@ impl Scheduler for PndmScheduler {
         _rng: &mut dyn NormalRng,
     ) -> Result<()> {
         check_step(step_index, self.timesteps.len(), model_output, sample)?;
-        check_order("PNDM", step_index, self.counter)?;
+        check_order("PNDM", step_index, self.begin + self.counter)?;
         if self.counter < self.prk_steps {
-            self.step_prk(model_output, sample)
+            self.step_prk(model_output, step_index, sample)
         } else {
-            self.step_plms(model_output, sample)
+            self.step_plms(model_output, step_index, sample)
         }
     }
 }

@@ -86,6 +86,14 @@ impl NoiseSchedule {
             .ok_or_else(|| invalid(format!("timestep {t} is outside the training range 0..{}", self.len())))
     }
 
+    /// `add_noise` of the DDPM-parametrised samplers (PNDM, DDIM, DDPM, LCM) at training
+    /// timestep `t`: `alphas_cumprod[t] ** 0.5 * x + (1 - alphas_cumprod[t]) ** 0.5 * noise`
+    /// in float32 (see [`add_scaled_noise`]).
+    pub fn add_noise(&self, t: i64, original: &[f32], noise: &[f32], out: &mut [f32]) -> Result<()> {
+        let alpha = self.alpha_cumprod(t)?;
+        add_scaled_noise(alpha.sqrt(), (1.0 - alpha).sqrt(), original, noise, out)
+    }
+
     /// The k-diffusion noise levels `((1 - alphas_cumprod) / alphas_cumprod) ** 0.5`, ascending in t.
     pub fn sigmas(&self) -> Vec<f32> {
         self.alphas_cumprod.iter().map(|&a| ((1.0 - a) / a).sqrt()).collect()
@@ -260,6 +268,24 @@ pub fn karras_sigmas(sigma_min: f64, sigma_max: f64, n: usize) -> Vec<f64> {
 /// Noise levels evenly spaced in log sigma: diffusers' `_convert_to_exponential` (float64).
 pub fn exponential_sigmas(sigma_min: f64, sigma_max: f64, n: usize) -> Vec<f64> {
     numpy_linspace(sigma_max.ln(), sigma_min.ln(), n).into_iter().map(f64::exp).collect()
+}
+
+/// `out = signal * original + noise_scale * noise` elementwise in float32: two products,
+/// then their sum, as torch computes diffusers' `add_noise` expressions. A `signal` of 1 gives
+/// the k-diffusion form `original + noise * sigma` exactly. The slices must have one length.
+pub fn add_scaled_noise(signal: f32, noise_scale: f32, original: &[f32], noise: &[f32], out: &mut [f32]) -> Result<()> {
+    if original.len() != noise.len() || original.len() != out.len() {
+        return Err(invalid(format!(
+            "add_noise: the original has {} values, the noise {} and the output {}",
+            original.len(),
+            noise.len(),
+            out.len()
+        )));
+    }
+    for ((o, &x), &n) in out.iter_mut().zip(original).zip(noise) {
+        *o = signal * x + noise_scale * n;
+    }
+    Ok(())
 }
 
 /// k-diffusion samplers' `scale_model_input`: `x / sqrt(sigma^2 + 1)` with the sigma of loop

@@ -10,7 +10,8 @@
 
 use super::config::{invalid, ClassDefaults, PredictionType, SchedulerConfig, TimestepSpacing, COMMON_DEFAULTS};
 use super::dpmpp_2m::{multistep_schedule, MultistepFamily};
-use super::{check_order, check_step, Scheduler};
+use super::schedule::add_scaled_noise;
+use super::{check_add_noise_index, check_begin_index, check_order, check_step, Scheduler};
 use crate::error::Result;
 use crate::rng::NormalRng;
 
@@ -37,8 +38,10 @@ pub struct UniPcMultistepScheduler {
     /// The order of the last predictor step.
     last_order: usize,
     lower_order_nums: usize,
-    /// Steps taken so far (steps must come in order).
+    /// The next step's index (steps must come in order).
     counter: usize,
+    /// The first step's index (0, or img2img's begin index).
+    begin: usize,
 }
 
 /// `_sigma_to_alpha_sigma_t`.
@@ -172,6 +175,7 @@ impl UniPcMultistepScheduler {
             last_order: 0,
             lower_order_nums: 0,
             counter: 0,
+            begin: 0,
         })
     }
 
@@ -252,6 +256,26 @@ impl Scheduler for UniPcMultistepScheduler {
         &self.timesteps
     }
 
+    /// `alpha_t * x + sigma_t * noise` at `sigmas[step_index]`.
+    fn add_noise(&self, original: &[f32], noise: &[f32], step_index: usize, out: &mut [f32]) -> Result<()> {
+        check_add_noise_index(step_index, self.timesteps.len())?;
+        let (alpha_t, sigma_t) = alpha_sigma(self.sigmas[step_index]);
+        add_scaled_noise(alpha_t, sigma_t, original, noise, out)
+    }
+
+    /// The next step is `index`, with no past model outputs or sample: it runs no corrector
+    /// and a first-order predictor, as diffusers' (`last_sample` None, `lower_order_nums` 0).
+    fn set_begin_index(&mut self, index: usize) -> Result<()> {
+        check_begin_index(index, self.timesteps.len(), 1)?;
+        self.counter = index;
+        self.begin = index;
+        self.outputs.clear();
+        self.last_sample.clear();
+        self.last_order = 0;
+        self.lower_order_nums = 0;
+        Ok(())
+    }
+
     fn step(
         &mut self,
         model_output: &[f32],
@@ -262,7 +286,7 @@ impl Scheduler for UniPcMultistepScheduler {
         let n = self.timesteps.len();
         check_step(step_index, n, model_output, sample)?;
         check_order("UniPC", step_index, self.counter)?;
-        if self.counter > 0 && self.last_sample.len() != sample.len() {
+        if self.counter > self.begin && self.last_sample.len() != sample.len() {
             return Err(invalid("the sample changed size between steps"));
         }
         let i = step_index;
@@ -280,7 +304,8 @@ impl Scheduler for UniPcMultistepScheduler {
                 (false, PredictionType::VPrediction) => alpha * m + sigma * x,
             })
             .collect();
-        if i > 0 && !self.disable_corrector.contains(&(i as i64 - 1)) {
+        // diffusers: step_index > 0, step_index - 1 not disabled, last_sample not None.
+        if i > self.begin && !self.disable_corrector.contains(&(i as i64 - 1)) {
             self.correct(&converted, sample);
         }
         if self.outputs.len() == self.order {
