@@ -39,6 +39,9 @@ static void usage(FILE *to) {
             "  --batch-count N         passes (default 1); image k has seed SEED+k and is\n"
             "                          written to OUTPUT-k.png when there is more than one\n"
             "  --output PATH           PNG to write (default txt2img.png)\n"
+            "  --init-image PATH       image-to-image: start from this picture (PNG/JPEG), which\n"
+            "                          sets the output size\n"
+            "  --strength F            image-to-image: how much to change it, 0..1 (default 0.8)\n"
             "  --plain-prompts         read prompts as diffusers does (no (emphasis:1.2) or\n"
             "                          BREAK syntax, truncated at 77 tokens)\n"
             "  --quiet                 no progress bar\n");
@@ -78,6 +81,7 @@ static int parse_u64(const char *flag, const char *text, unsigned long long max,
 
 int main(int argc, char **argv) {
     const char *model = NULL, *output = "txt2img.png", *scheduler_name = NULL, *rng_name = NULL;
+    const char *init_image_path = NULL;
     int quiet = 0;
     unsigned long long batch_count = 1;
     sdrt_generate_params params;
@@ -123,6 +127,15 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "txt2img: --guidance expects a number, got \"%s\"\n", value);
                 return 2;
             }
+        } else if (!strcmp(flag, "--init-image")) {
+            init_image_path = value;
+        } else if (!strcmp(flag, "--strength")) {
+            char *end = NULL;
+            params.strength = strtod(value, &end);
+            if (end == value || *end != '\0') {
+                fprintf(stderr, "txt2img: --strength expects a number, got \"%s\"\n", value);
+                return 2;
+            }
         } else if (!strcmp(flag, "--guidance-rescale")) {
             char *end = NULL;
             params.guidance_rescale = strtof(value, &end);
@@ -165,9 +178,19 @@ int main(int argc, char **argv) {
     }
     if (!quiet) params.progress_callback = show_progress;
 
+    sdrt_image *init_image = NULL;
+    if (init_image_path) {
+        sdrt_status status = sdrt_image_load(init_image_path, &init_image);
+        if (status != SDRT_STATUS_OK) return fail("--init-image", status);
+        params.init_image = init_image;
+    }
+
     sdrt_pipeline *pipeline = NULL;
     sdrt_status status = sdrt_pipeline_load(model, NULL, &pipeline);
-    if (status != SDRT_STATUS_OK) return fail("loading the model", status);
+    if (status != SDRT_STATUS_OK) {
+        sdrt_image_free(init_image);
+        return fail("loading the model", status);
+    }
 
     /* batch_count passes of batch_size images; image k (counting across passes) has seed
        seed + k and, when there is more than one, is written to OUTPUT with "-k" before the
@@ -180,6 +203,7 @@ int main(int argc, char **argv) {
         status = sdrt_pipeline_generate_batch(pipeline, &params, images, MAX_BATCH);
         if (status != SDRT_STATUS_OK) {
             sdrt_pipeline_free(pipeline);
+            sdrt_image_free(init_image);
             return fail("generating", status);
         }
         for (uint32_t i = 0; i < params.batch_size; i++) {
@@ -202,5 +226,6 @@ int main(int argc, char **argv) {
         if (status != SDRT_STATUS_OK) break;
     }
     sdrt_pipeline_free(pipeline);
+    sdrt_image_free(init_image);
     return status == SDRT_STATUS_OK ? 0 : fail("saving the PNG", status);
 }

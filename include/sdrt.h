@@ -72,7 +72,7 @@ typedef struct PredictionType PredictionType;
 typedef struct TimestepSpacing TimestepSpacing;
 
 /**
- * An 8-bit RGB image produced by sdrt. Free with `sdrt_image_free`.
+ * An 8-bit RGB image, made by sdrt or from the caller's pixels. Free with `sdrt_image_free`.
  */
 typedef struct sdrt_image sdrt_image;
 
@@ -254,6 +254,17 @@ typedef struct sdrt_generate_params {
    * Image `i` uses seed `seed + i`.
    */
   uint32_t batch_size;
+  /**
+   * Image-to-image: the image to start from (borrowed during the call; NULL for
+   * text-to-image), the generation's width x height. See `sdrt_image_from_rgb8` and
+   * `sdrt_image_load`.
+   */
+  const struct sdrt_image *init_image;
+  /**
+   * Image-to-image: how much to change the image, 0 to 1 (default 0.8); the last
+   * `int(steps * strength)` steps run.
+   */
+  double strength;
 } sdrt_generate_params;
 
 #define SDRT_PROVIDER_CPU 0
@@ -514,6 +525,20 @@ extern "C" {
  * string) when no call has failed on this thread. Successful calls do not clear it.
  */
 size_t sdrt_last_error_message(char *buffer, size_t buffer_len);
+
+/**
+ * Makes an image from the caller's interleaved RGB pixels (`height` rows of `stride` bytes,
+ * each starting with `width * 3` bytes of pixels; `stride` 0 means `width * 3`), copied during
+ * the call. On success `*out` receives an image the caller frees with `sdrt_image_free`. Use
+ * it as `sdrt_generate_params.init_image` for image-to-image.
+ */
+sdrt_status sdrt_image_from_rgb8(uint32_t width, uint32_t height, size_t stride, const uint8_t *pixels, struct sdrt_image **out);
+
+/**
+ * Reads a PNG (or JPEG, ...) file at `path` (UTF-8) as RGB. On success `*out` receives an
+ * image the caller frees with `sdrt_image_free`.
+ */
+sdrt_status sdrt_image_load(const char *path, struct sdrt_image **out);
 
 /**
  * Width in pixels (0 for NULL).

@@ -311,3 +311,48 @@ fn batches_through_the_c_abi() {
     p.batch_size = 0;
     assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut one) }, SDRT_STATUS_INVALID_ARGUMENT);
 }
+
+#[test]
+fn img2img_through_the_c_abi() {
+    let pipeline = load(&tiny_model("diffusers")).unwrap();
+    // A 64x64 image with padded rows (stride 200 > 192).
+    let stride = 200;
+    let mut pixels = vec![0u8; stride * 64];
+    for (i, p) in pixels.iter_mut().enumerate() {
+        *p = (i * 7 % 251) as u8;
+    }
+    let mut init = ptr::null_mut();
+    assert_eq!(unsafe { sdrt_image_from_rgb8(64, 64, stride, pixels.as_ptr(), &mut init) }, SDRT_STATUS_OK);
+    assert_eq!(unsafe { sdrt_image_stride(init) }, 192, "packed on the way in");
+    let packed = unsafe { std::slice::from_raw_parts(sdrt_image_pixels(init), 192 * 64) };
+    assert_eq!(&packed[192..384], &pixels[200..392]);
+    for (width, stride, pixels) in [(0, 0, pixels.as_ptr()), (64, 100, pixels.as_ptr()), (64, 0, ptr::null())] {
+        let mut bad = ptr::null_mut();
+        assert_ne!(unsafe { sdrt_image_from_rgb8(width, 64, stride, pixels, &mut bad) }, SDRT_STATUS_OK);
+        assert!(bad.is_null());
+    }
+
+    let mut p = params();
+    p.steps = 4;
+    p.strength = 0.5;
+    p.init_image = init;
+    let mut images = Vec::new();
+    for strength in [0.5, 1.0] {
+        p.strength = strength;
+        let mut image = ptr::null_mut();
+        assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_OK, "{}", last_error());
+        images.push(unsafe { std::slice::from_raw_parts(sdrt_image_pixels(image), 64 * 64 * 3) }.to_vec());
+        unsafe { sdrt_image_free(image) };
+    }
+    assert_ne!(images[0], images[1], "strength matters");
+    p.strength = 2.0;
+    let mut image = ptr::null_mut();
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
+    assert!(last_error().contains("strength"), "{}", last_error());
+    unsafe { sdrt_image_free(init) };
+
+    let missing = CString::new("/nonexistent/init.png").unwrap();
+    let mut loaded = ptr::null_mut();
+    assert_eq!(unsafe { sdrt_image_load(missing.as_ptr(), &mut loaded) }, SDRT_STATUS_IO);
+    assert!(loaded.is_null());
+}

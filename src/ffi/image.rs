@@ -3,11 +3,66 @@
 use std::ffi::c_char;
 
 use super::strings::{required, required_str};
-use super::{boundary, sdrt_status};
+use super::{boundary, sdrt_status, Failure};
+use crate::error::Error;
 use crate::image::Image;
 
-/// An 8-bit RGB image produced by sdrt. Free with `sdrt_image_free`.
+/// An 8-bit RGB image, made by sdrt or from the caller's pixels. Free with `sdrt_image_free`.
 pub struct sdrt_image(pub(crate) Image);
+
+/// Makes an image from the caller's interleaved RGB pixels (`height` rows of `stride` bytes,
+/// each starting with `width * 3` bytes of pixels; `stride` 0 means `width * 3`), copied during
+/// the call. On success `*out` receives an image the caller frees with `sdrt_image_free`. Use
+/// it as `sdrt_generate_params.init_image` for image-to-image.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_image_from_rgb8(
+    width: u32,
+    height: u32,
+    stride: usize,
+    pixels: *const u8,
+    out: *mut *mut sdrt_image,
+) -> sdrt_status {
+    boundary(|| {
+        if pixels.is_null() {
+            return Err(Failure::Null("pixels"));
+        }
+        if out.is_null() {
+            return Err(Failure::Null("out"));
+        }
+        let row = width as usize * 3;
+        let stride = if stride == 0 { row } else { stride };
+        if width == 0 || height == 0 || width > 16384 || height > 16384 || stride < row {
+            return Err(Error::InvalidArgument(format!(
+                "an RGB image of {width}x{height} with rows of {stride} bytes is not valid (1 to 16384 pixels a side, \
+                 stride at least width * 3)"
+            ))
+            .into());
+        }
+        let mut packed = Vec::with_capacity(row * height as usize);
+        for y in 0..height as usize {
+            // SAFETY: the caller promises `height` rows of `stride` bytes at `pixels`.
+            packed.extend_from_slice(unsafe { std::slice::from_raw_parts(pixels.add(y * stride), row) });
+        }
+        let image = Image::from_rgb8(width, height, packed)?;
+        unsafe { *out = Box::into_raw(Box::new(sdrt_image(image))) };
+        Ok(())
+    })
+}
+
+/// Reads a PNG (or JPEG, ...) file at `path` (UTF-8) as RGB. On success `*out` receives an
+/// image the caller frees with `sdrt_image_free`.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_image_load(path: *const c_char, out: *mut *mut sdrt_image) -> sdrt_status {
+    boundary(|| {
+        let path = unsafe { required_str(path, "path") }?;
+        if out.is_null() {
+            return Err(Failure::Null("out"));
+        }
+        let image = Image::load(std::path::Path::new(path))?;
+        unsafe { *out = Box::into_raw(Box::new(sdrt_image(image))) };
+        Ok(())
+    })
+}
 
 /// Width in pixels (0 for NULL).
 #[no_mangle]

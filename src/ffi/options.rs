@@ -5,6 +5,7 @@
 use std::ffi::{c_char, c_void, CStr};
 use std::mem::{offset_of, size_of};
 
+use super::image::sdrt_image;
 use super::strings::optional_str;
 use super::{boundary, sdrt_status, Failure};
 use crate::error::Error;
@@ -181,6 +182,13 @@ pub struct sdrt_generate_params {
     /// Images per call (default 1, at most 64); more than 1 needs `sdrt_pipeline_generate_batch`.
     /// Image `i` uses seed `seed + i`.
     pub batch_size: u32,
+    /// Image-to-image: the image to start from (borrowed during the call; NULL for
+    /// text-to-image), the generation's width x height. See `sdrt_image_from_rgb8` and
+    /// `sdrt_image_load`.
+    pub init_image: *const sdrt_image,
+    /// Image-to-image: how much to change the image, 0 to 1 (default 0.8); the last
+    /// `int(steps * strength)` steps run.
+    pub strength: f64,
 }
 
 /// Fills `options` with the defaults (CPU, fall back to CPU, all graph optimizations).
@@ -227,6 +235,8 @@ pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_pa
             prompt_syntax: SDRT_PROMPT_WEIGHTED,
             guidance_rescale: defaults.guidance_rescale,
             batch_size: defaults.batch_size,
+            init_image: std::ptr::null(),
+            strength: defaults.strength,
         };
     }
 }

@@ -231,6 +231,9 @@ fn to_generate_params(c: &sdrt_generate_params) -> Result<GenerateParams, Failur
         guidance_rescale: c.guidance_rescale,
         seed: c.seed,
         batch_size: c.batch_size,
+        // SAFETY: the caller promises a live image or NULL.
+        init_image: unsafe { c.init_image.as_ref() }.map(|image| image.0.clone()),
+        strength: c.strength,
         rng: rng_kind(c.rng)?,
         scheduler,
         sigmas: sigma_spacing(c.sigma_schedule)?,

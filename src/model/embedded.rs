@@ -25,6 +25,8 @@ pub(crate) fn files() -> &'static [(&'static str, &'static [u8])] {
         "unet/model.onnx",
         "vae_decoder/config.json",
         "vae_decoder/model.onnx",
+        "vae_encoder/config.json",
+        "vae_encoder/model.onnx",
     )
 }
 

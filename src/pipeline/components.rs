@@ -223,3 +223,74 @@ impl VaeDecoder {
         Ok((h, w, hwc))
     }
 }
+
+/// VAE encoder: an RGB image in [-1, 1] -> its latent distribution. Exports give either the
+/// mean alone (`latent_sample`, diffusers' old ONNX layout) or the mean and log-variance
+/// (`latent_parameters`, 8 channels, optimum), which is sampled as diffusers samples it.
+pub(crate) struct VaeEncoder {
+    model: OnnxModel,
+}
+
+/// What the encoder gave for one image.
+pub(crate) enum LatentDistribution {
+    /// Only the mean is known.
+    Mean(Vec<f32>),
+    /// Mean and log-variance, each [4, h, w].
+    Gaussian { mean: Vec<f32>, log_variance: Vec<f32> },
+}
+
+impl VaeEncoder {
+    pub fn new(model: OnnxModel) -> Result<Self> {
+        let image = model.require_input("sample", "image [batch, 3, height, width] in [-1, 1]")?;
+        if image.rank() != 4 {
+            return Err(Error::invalid_model(model.path(), "`sample` must have rank 4"));
+        }
+        Ok(VaeEncoder { model })
+    }
+
+    pub fn take_run_time(&mut self) -> std::time::Duration {
+        self.model.take_run_time()
+    }
+
+    /// Encodes one CHW image in [-1, 1] of `height` x `width` pixels.
+    pub fn encode(&mut self, chw: &[f32], height: usize, width: usize, channels: usize) -> Result<LatentDistribution> {
+        let shape = vec![1, 3, height as i64, width as i64];
+        let output = self.model.run(&[("sample", InputValue::Float { shape, data: chw })])?;
+        let (shape, data) = output.float(0)?;
+        let per_channel = match shape[..] {
+            [1, c, h, w] if c as usize == channels || c as usize == 2 * channels => (h * w) as usize,
+            _ => {
+                return Err(Error::invalid_model(
+                    output.path(),
+                    format!("expected [1, {channels} or {}, h, w] latents, got {shape:?}", 2 * channels),
+                ))
+            }
+        };
+        let (mean, rest) = data.split_at(channels * per_channel);
+        Ok(if rest.is_empty() {
+            LatentDistribution::Mean(mean.to_vec())
+        } else {
+            LatentDistribution::Gaussian { mean: mean.to_vec(), log_variance: rest.to_vec() }
+        })
+    }
+}
+
+impl LatentDistribution {
+    /// A latent sample: diffusers' `DiagonalGaussianDistribution.sample` (mean + std * N(0,1),
+    /// log-variance clamped to [-30, 20], one draw from `rng` of the latent's size), or the
+    /// mean when that is all the export gives (no draw).
+    pub fn sample(&self, rng: &mut dyn crate::rng::NormalRng) -> Vec<f32> {
+        match self {
+            LatentDistribution::Mean(mean) => mean.clone(),
+            LatentDistribution::Gaussian { mean, log_variance } => {
+                let mut noise = vec![0.0f32; mean.len()];
+                rng.fill_standard_normal(&mut noise);
+                mean.iter()
+                    .zip(log_variance)
+                    .zip(&noise)
+                    .map(|((&m, &lv), &z)| m + (0.5 * lv.clamp(-30.0, 20.0)).exp() * z)
+                    .collect()
+            }
+        }
+    }
+}

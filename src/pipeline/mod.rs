@@ -10,7 +10,7 @@ pub use params::{CancelHandle, GenerateParams, LoadOptions, StepProgress, Warnin
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use components::{TextEncoder, Unet, VaeDecoder};
+use components::{LatentDistribution, TextEncoder, Unet, VaeDecoder, VaeEncoder};
 use conditioning::Conditioning;
 
 use crate::error::{Error, Result};
@@ -36,6 +36,10 @@ pub struct Pipeline {
     text_encoder: TextEncoder,
     unet: Unet,
     vae_decoder: VaeDecoder,
+    /// Loaded on the first image-to-image call (text-to-image never needs it).
+    vae_encoder: Option<VaeEncoder>,
+    /// What the model was loaded with, for graphs loaded later.
+    options: LoadOptions,
     default_scheduler: SchedulerKind,
     default_size: (u32, u32),
     cancel: CancelHandle,
@@ -60,12 +64,13 @@ pub struct Timings {
     pub text_encoder: Duration,
     pub unet: Duration,
     pub vae_decoder: Duration,
+    pub vae_encoder: Duration,
 }
 
 impl Timings {
     /// Total time inside ONNX Runtime.
     pub fn onnx_runtime(&self) -> Duration {
-        self.text_encoder + self.unet + self.vae_decoder
+        self.text_encoder + self.unet + self.vae_decoder + self.vae_encoder
     }
 }
 
@@ -101,22 +106,10 @@ impl Pipeline {
         };
         let tokenizer = ClipTokenizer::from_files(&info.source.folder("tokenizer"))?;
         let interrupt = Arc::new(Interrupt::new(&options.runtime)?);
-        let mut load_graph = |component: &str| -> Result<OnnxModel> {
-            let relative = format!("{component}/model.onnx");
-            let path = info.source.path_of(&relative);
-            match &info.source {
-                ModelSource::Directory(_) => {
-                    OnnxModel::load(&path, None, &options.runtime, interrupt.clone(), &mut warn)
-                }
-                ModelSource::Embedded => {
-                    let bytes = info.source.read(&relative)?;
-                    OnnxModel::load(&path, Some(&bytes), &options.runtime, interrupt.clone(), &mut warn)
-                }
-            }
-        };
-        let text_encoder = TextEncoder::new(load_graph("text_encoder")?)?;
-        let unet = Unet::new(load_graph("unet")?)?;
-        let vae_decoder = VaeDecoder::new(load_graph("vae_decoder")?)?;
+        let mut load = |component: &str| load_graph(&info.source, component, options, &interrupt, &mut warn);
+        let text_encoder = TextEncoder::new(load("text_encoder")?)?;
+        let unet = Unet::new(load("unet")?)?;
+        let vae_decoder = VaeDecoder::new(load("vae_decoder")?)?;
 
         let default_scheduler = match info.scheduler_config.class_name().and_then(SchedulerKind::from_name) {
             Some(kind) => kind,
@@ -136,6 +129,8 @@ impl Pipeline {
             text_encoder,
             unet,
             vae_decoder,
+            vae_encoder: None,
+            options: options.clone(),
             default_scheduler,
             cancel: CancelHandle(interrupt),
             warnings,
@@ -229,6 +224,9 @@ impl Pipeline {
         self.text_encoder.take_run_time();
         self.unet.take_run_time();
         self.vae_decoder.take_run_time();
+        if let Some(encoder) = &mut self.vae_encoder {
+            encoder.take_run_time();
+        }
         let (width, height) = self.resolve_size(params)?;
         let images = params.batch_size as usize;
         let factor = self.info.vae_scale_factor;
@@ -257,7 +255,22 @@ impl Pipeline {
             rngs.push(params.rng.seeded(seed)?);
         }
 
-        let mut latents = match &params.initial_noise {
+        // Image-to-image: the image's latent distribution, encoded once for the batch.
+        let init = match &params.init_image {
+            Some(image) => Some(self.encode_image(image, width, height)?),
+            None => None,
+        };
+        // Each image's draws in diffusers' order: the latent sample (img2img), then the noise.
+        let init_latents: Vec<Vec<f32>> = match &init {
+            Some(distribution) => {
+                let scaling = self.info.vae_scaling_factor;
+                rngs.iter_mut()
+                    .map(|rng| distribution.sample(rng.as_mut()).into_iter().map(|v| scaling * v).collect())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let noise = match &params.initial_noise {
             Some(noise) if noise.len() != images * latent_len => {
                 return Err(Error::InvalidArgument(format!(
                     "initial noise has {} values; {images} image(s) of {width}x{height} need {}",
@@ -274,15 +287,34 @@ impl Pipeline {
                 noise
             }
         };
-        let sigma = samplers[0].init_noise_sigma();
-        latents.iter_mut().for_each(|v| *v *= sigma);
+        // Text-to-image starts from the scaled noise; image-to-image from the image's latents
+        // noised to the first timestep it runs.
+        let (begin, latents) = if init.is_some() {
+            let begin = scheduler::img2img_start(samplers[0].as_ref(), steps, params.strength)?;
+            let mut latents = vec![0.0f32; noise.len()];
+            for (((sampler, image), noise), out) in samplers
+                .iter_mut()
+                .zip(&init_latents)
+                .zip(noise.chunks_exact(latent_len))
+                .zip(latents.chunks_exact_mut(latent_len))
+            {
+                sampler.set_begin_index(begin)?;
+                sampler.add_noise(image, noise, begin, out)?;
+            }
+            (begin, latents)
+        } else {
+            let sigma = samplers[0].init_noise_sigma();
+            (0, noise.into_iter().map(|v| v * sigma).collect())
+        };
+        let mut latents = latents;
 
         // Buffers reused by every step.
         let passes = prompts.len();
         let mut model_input = vec![0.0f32; passes * latents.len()];
         let mut guided_noise = vec![0.0f32; if guided { latent_len } else { 0 }];
         let timesteps = samplers[0].timesteps().to_vec();
-        for (index, &timestep) in timesteps.iter().enumerate() {
+        let total_steps = timesteps.len() - begin;
+        for (index, &timestep) in timesteps.iter().enumerate().skip(begin) {
             for chunk in model_input.chunks_exact_mut(latents.len()) {
                 chunk.copy_from_slice(&latents);
             }
@@ -308,7 +340,7 @@ impl Pipeline {
             };
             self.unet.predict(&model_input, latent_shape, timestep, &text, &mut denoise)?;
 
-            let report = StepProgress { step: index + 1, total_steps: timesteps.len(), timestep, latents: &latents };
+            let report = StepProgress { step: index - begin + 1, total_steps, timestep, latents: &latents };
             if !progress(&report) {
                 self.cancel.cancel();
             }
@@ -328,13 +360,55 @@ impl Pipeline {
             text_encoder: self.text_encoder.take_run_time(),
             unet: self.unet.take_run_time(),
             vae_decoder: self.vae_decoder.take_run_time(),
+            vae_encoder: self.vae_encoder.as_mut().map_or(Duration::ZERO, VaeEncoder::take_run_time),
         };
         Ok(decoded)
     }
 
+    /// The init image's latent distribution (the VAE encoder is loaded on first use).
+    fn encode_image(&mut self, image: &Image, width: u32, height: u32) -> Result<LatentDistribution> {
+        if (image.width(), image.height()) != (width, height) {
+            return Err(Error::InvalidArgument(format!(
+                "the init image is {}x{}; this generation is {width}x{height} (resize it, or set the size to match)",
+                image.width(),
+                image.height()
+            )));
+        }
+        if self.vae_encoder.is_none() {
+            if !self.info.source.exists("vae_encoder/model.onnx") {
+                return Err(Error::UnsupportedModel(format!(
+                    "{}: image-to-image needs the VAE encoder (vae_encoder/model.onnx), which this model lacks",
+                    self.info.source.path_of("vae_encoder").display()
+                )));
+            }
+            let mut warnings = Vec::new();
+            let on_warning = self.options.on_warning.clone();
+            let mut warn = |message: String| {
+                if let Some(callback) = &on_warning {
+                    callback(&message);
+                }
+                warnings.push(message);
+            };
+            let model = load_graph(&self.info.source, "vae_encoder", &self.options, &self.cancel.0, &mut warn)?;
+            self.vae_encoder = Some(VaeEncoder::new(model)?);
+            for warning in warnings {
+                if !self.warnings.contains(&warning) {
+                    self.warnings.push(warning);
+                }
+            }
+        }
+        let encoder = self.vae_encoder.as_mut().expect("loaded above");
+        let chw = image_to_chw(image);
+        let distribution = encoder.encode(&chw, height as usize, width as usize, LATENT_CHANNELS)?;
+        self.check_cancelled()?;
+        Ok(distribution)
+    }
+
     fn resolve_size(&self, params: &GenerateParams) -> Result<(u32, u32)> {
-        let width = params.width.unwrap_or(self.default_size.0);
-        let height = params.height.unwrap_or(self.default_size.1);
+        // Image-to-image defaults to the init image's size.
+        let init_size = params.init_image.as_ref().map(|image| (image.width(), image.height()));
+        let width = params.width.or(init_size.map(|s| s.0)).unwrap_or(self.default_size.0);
+        let height = params.height.or(init_size.map(|s| s.1)).unwrap_or(self.default_size.1);
         let factor = self.info.vae_scale_factor;
         for (name, value) in [("width", width), ("height", height)] {
             if value < factor || value > MAX_SIDE || value % factor != 0 {
@@ -368,6 +442,41 @@ impl Pipeline {
         }
         Ok(())
     }
+}
+
+/// Loads `component/model.onnx` of a model, from its directory or from the embedded bytes.
+fn load_graph(
+    source: &ModelSource,
+    component: &str,
+    options: &LoadOptions,
+    interrupt: &Arc<Interrupt>,
+    warn: &mut dyn FnMut(String),
+) -> Result<OnnxModel> {
+    let relative = format!("{component}/model.onnx");
+    let path = source.path_of(&relative);
+    match source {
+        ModelSource::Directory(_) => OnnxModel::load(&path, None, &options.runtime, interrupt.clone(), warn),
+        ModelSource::Embedded => {
+            let bytes = source.read(&relative)?;
+            OnnxModel::load(&path, Some(&bytes), &options.runtime, interrupt.clone(), warn)
+        }
+    }
+}
+
+/// An 8-bit RGB image as the VAE encoder takes it: CHW floats, `2 * (v / 255) - 1` in float32
+/// (diffusers' `VaeImageProcessor`: `/ 255.0`, then `2.0 * image - 1.0`).
+fn image_to_chw(image: &Image) -> Vec<f32> {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let mut chw = vec![0.0f32; 3 * w * h];
+    for y in 0..h {
+        let row = &image.pixels()[y * image.stride()..][..3 * w];
+        for x in 0..w {
+            for c in 0..3 {
+                chw[c * w * h + y * w + x] = 2.0 * (row[3 * x + c] as f32 / 255.0) - 1.0;
+            }
+        }
+    }
+    chw
 }
 
 // The C ABI hands pipelines to other threads.

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::image::Image;
 use crate::rng::RngKind;
 use crate::runtime::{Interrupt, RuntimeOptions};
 use crate::scheduler::{SchedulerKind, SigmaSpacing};
@@ -36,7 +37,7 @@ pub struct GenerateParams {
     /// How both prompts are read: AUTOMATIC1111's emphasis syntax and long prompts (the
     /// default; plain short prompts condition exactly as in diffusers) or diffusers' plain text.
     pub prompt_syntax: PromptSyntax,
-    /// Image size in pixels; `None` takes the model's native size.
+    /// Image size in pixels; `None` takes the init image's size, else the model's native size.
     pub width: Option<u32>,
     pub height: Option<u32>,
     /// Denoising steps.
@@ -59,8 +60,16 @@ pub struct GenerateParams {
     /// the model config's, `Some` replaces it (Karras for a sampler without the option is an
     /// error). [`crate::scheduler::SamplerName::parse`] reads both from names like `euler_karras`.
     pub sigmas: Option<SigmaSpacing>,
-    /// Initial noise (N(0,1), [batch, 4, height/8, width/8]) instead of drawing it from the seed.
+    /// Initial noise (N(0,1), [batch, 4, height/8, width/8]) instead of drawing it from the seed
+    /// (for image-to-image: the noise added to the image's latents).
     pub initial_noise: Option<Vec<f32>>,
+    /// Image-to-image: the picture to start from (`None` for text-to-image); unset `width` and
+    /// `height` take its size, set ones must equal it. Follows diffusers'
+    /// `StableDiffusionImg2ImgPipeline`.
+    pub init_image: Option<Image>,
+    /// Image-to-image: how much to change the picture, 0 to 1 (default 0.8). The last
+    /// `int(steps * strength)` steps run; 1 starts from noise.
+    pub strength: f64,
 }
 
 impl Default for GenerateParams {
@@ -80,6 +89,8 @@ impl Default for GenerateParams {
             scheduler: None,
             sigmas: None,
             initial_noise: None,
+            init_image: None,
+            strength: 0.8,
         }
     }
 }
