@@ -50,8 +50,13 @@ impl ModelInfo {
         check_supported(&source, &index, &pipeline_class)?;
 
         let scheduler_text = source.read_text("scheduler/scheduler_config.json")?;
-        let scheduler_config = SchedulerConfig::from_json(&scheduler_text)
+        let mut scheduler_config = SchedulerConfig::from_json(&scheduler_text)
             .map_err(|e| Error::invalid_model(source.path_of("scheduler/scheduler_config.json"), e.to_string()))?;
+        // diffusers builds the scheduler class model_index.json names (["diffusers", "DDIMScheduler"]),
+        // whatever the config's `_class_name` says.
+        if let Some(class) = index.get("scheduler").and_then(|entry| entry.get(1)).and_then(Value::as_str) {
+            scheduler_config.class = Some(class.to_string());
+        }
 
         let layout =
             if source.exists("unet/config.json") { ExportLayout::Optimum } else { ExportLayout::DiffusersOnnx };

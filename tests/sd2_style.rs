@@ -1,0 +1,57 @@
+//! An SD 2.x-style model: OpenCLIP's tokenizer padding with `!` (id 0) and a v-prediction
+//! DDIM scheduler, on the tiny fixture's graphs (scripts/fixtures/sd2_style_refs.py records
+//! diffusers' OnnxStableDiffusionPipeline on the same directory).
+
+mod common;
+
+use common::{copy_dir, fixtures, floats, load_options, read_json, tiny_model, TempDir};
+use sdrt::tokenizer::ClipTokenizer;
+use sdrt::{GenerateParams, Pipeline};
+
+/// The directory the reference script assembles: the fixture, the `!`-padding tokenizer and
+/// SD 2's scheduler (config and model_index.json entry).
+fn assemble(case: &serde_json::Value) -> TempDir {
+    let dir = TempDir::new("sd2-style");
+    copy_dir(&tiny_model("diffusers"), &dir.0);
+    std::fs::remove_dir_all(dir.0.join("tokenizer")).unwrap();
+    copy_dir(&fixtures().join("tokenizers/clip-pad-bang"), &dir.0.join("tokenizer"));
+    // The config keeps the fixture's `_class_name` (PNDM): as in diffusers, the class
+    // model_index.json names (DDIM) is the one that runs.
+    let mut config = case["scheduler_config"].clone();
+    config["_class_name"] = "PNDMScheduler".into();
+    let config = serde_json::to_string_pretty(&config).unwrap();
+    std::fs::write(dir.0.join("scheduler/scheduler_config.json"), config).unwrap();
+    let index_path = dir.0.join("model_index.json");
+    let mut index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
+    index["scheduler"][1] = case["scheduler_config"]["_class_name"].clone();
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn sd2_style_model_matches_diffusers() {
+    let case = read_json("reference/pipeline_sd2_style.json");
+    let dir = assemble(&case);
+    let tokenizer = ClipTokenizer::from_dir(&dir.0.join("tokenizer")).unwrap();
+    let want_ids: Vec<i64> = case["input_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(tokenizer.encode(case["prompt"].as_str().unwrap()), want_ids);
+    assert_eq!(tokenizer.pad_id(), 0);
+
+    let mut pipeline = Pipeline::load_dir(&dir.0, &load_options()).unwrap();
+    assert_eq!(pipeline.default_scheduler(), sdrt::SchedulerKind::Ddim);
+    let params = GenerateParams {
+        prompt: case["prompt"].as_str().unwrap().into(),
+        negative_prompt: case["negative_prompt"].as_str().unwrap().into(),
+        width: Some(64),
+        height: Some(64),
+        steps: case["steps"].as_u64().unwrap() as u32,
+        guidance_scale: case["guidance_scale"].as_f64().unwrap() as f32,
+        seed: case["seed"].as_u64().unwrap(),
+        ..GenerateParams::default()
+    };
+    let image = pipeline.generate_float(&params, &mut |_| true).unwrap();
+    let want = floats(&case["image"]["data"]);
+    let err = image.data.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    println!("SD 2.x-style image vs diffusers: {err:.2e}");
+    assert!(err <= 1e-4, "off by {err}");
+}
