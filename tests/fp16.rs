@@ -4,13 +4,8 @@
 
 mod common;
 
-use common::{fixtures, floats, load_options, read_json};
+use common::{fixtures, floats, load_options, max_abs_diff, read_json};
 use sdrt::{Error, GenerateParams, Pipeline, SchedulerKind};
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
 
 fn params(case: &serde_json::Value) -> GenerateParams {
     GenerateParams {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fixtures, floats, load_options, read_json, tiny_model};
+use common::{fixtures, floats, image_u16, load_options, max_abs_diff, read_json, tiny_model};
 use sdrt::scheduler::SamplerName;
 use sdrt::{Error, GenerateParams, Image, Pipeline, RngKind};
 use serde_json::Value;
@@ -15,14 +15,6 @@ use serde_json::Value;
 /// difference too (the init image's latents survive a low strength): up to 8.5e-5 measured.
 const LATENT_TOLERANCE: f32 = 1e-3;
 const IMAGE_TOLERANCE: f32 = 2e-4;
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| if x.is_nan() || y.is_nan() { f32::INFINITY } else { (x - y).abs() })
-        .fold(0.0, f32::max)
-}
 
 fn init_image(doc: &Value) -> Image {
     Image::load(&fixtures().join(doc["init_image"].as_str().unwrap())).unwrap()
@@ -83,9 +75,7 @@ fn img2img_matches_diffusers() {
             failures.push(format!("{name}: latents off by {latent_err}"));
         }
         if let Some(pixels) = case.get("image_u16") {
-            let want: Vec<f32> =
-                pixels.as_array().unwrap().iter().map(|v| (v.as_u64().unwrap() as f64 / 65535.0) as f32).collect();
-            let err = max_abs_diff(&image.data, &want) - 0.5 / 65535.0;
+            let err = max_abs_diff(&image.data, &image_u16(pixels)) - 0.5 / 65535.0;
             line += &format!(", image {err:.2e}");
             if err > IMAGE_TOLERANCE {
                 failures.push(format!("{name}: image off by {err}"));

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{floats, load_options, read_json, tiny_model};
+use common::{floats, load_options, max_abs_diff, read_json, tiny_model};
 use sdrt::rng::{NormalRng, NumpyRng};
 use sdrt::rng::{PhiloxRng, TorchCpuRng};
 use sdrt::tokenizer::ClipTokenizer;
@@ -15,11 +15,6 @@ const CASES: &[&str] = &["pndm", "ddim", "euler", "ddim_no_guidance", "pndm_wide
 const LAYOUTS: &[&str] = &["diffusers", "optimum"];
 /// Latents and image values are O(1); ONNX Runtime versions differ in the last bits.
 const TOLERANCE: f32 = 1e-4;
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
 
 fn params_of(case: &Value) -> GenerateParams {
     GenerateParams {

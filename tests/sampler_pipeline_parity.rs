@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{copy_dir, floats, load_options, read_json, tiny_model, TempDir};
+use common::{copy_dir, floats, image_u16, load_options, max_abs_diff, read_json, tiny_model, TempDir};
 use sdrt::scheduler::SamplerName;
 use sdrt::{GenerateParams, Pipeline, RngKind};
 use serde_json::Value;
@@ -27,14 +27,6 @@ const TOLERANCE: f32 = 1e-4;
 /// which guidance (x 7.5 on cond - uncond) and 6 steps grow to ~1.5e-4 in the latents; the
 /// VAE then shrinks it back under 1e-5 in the image. A wrong noise draw is off by O(1).
 const TORCH_LATENT_TOLERANCE: f32 = 1e-3;
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| if x.is_nan() || y.is_nan() { f32::INFINITY } else { (x - y).abs() })
-        .fold(0.0, f32::max)
-}
 
 /// Runs one case; returns (final latents before VAE scaling, image in [0, 1]).
 fn run(pipeline: &mut Pipeline, doc: &Value, case: &Value, sampler: SamplerName, rng: RngKind) -> (Vec<f32>, Vec<f32>) {
@@ -87,12 +79,7 @@ fn every_sampler_matches_diffusers_with_torch_and_numpy_seeds() {
         };
 
         let (latents, image) = run(pipeline, &doc, case, sampler, RngKind::Torch);
-        let want_image: Vec<f32> = case["torch"]["image_u16"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| (v.as_u64().unwrap() as f64 / 65535.0) as f32)
-            .collect();
+        let want_image = image_u16(&case["torch"]["image_u16"]);
         let latent_err = max_abs_diff(&latents, &floats(&case["torch"]["final_latents"]));
         // The reference image is quantized to 1/65535.
         let image_err = max_abs_diff(&image, &want_image) - 0.5 / 65535.0;

@@ -45,6 +45,20 @@ pub fn floats(value: &serde_json::Value) -> Vec<f32> {
     value.as_array().expect("array of numbers").iter().map(|v| v.as_f64().expect("number") as f32).collect()
 }
 
+/// Largest elementwise difference; a NaN on either side counts as infinitely far.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| if x.is_nan() || y.is_nan() { f32::INFINITY } else { (x - y).abs() })
+        .fold(0.0, f32::max)
+}
+
+/// A reference image recorded as `round(v * 65535)` integers, back in [0, 1].
+pub fn image_u16(value: &serde_json::Value) -> Vec<f32> {
+    value.as_array().expect("array of integers").iter().map(|v| (v.as_u64().unwrap() as f64 / 65535.0) as f32).collect()
+}
+
 /// A fresh temporary directory, removed when dropped.
 pub struct TempDir(pub PathBuf);
 
