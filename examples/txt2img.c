@@ -41,7 +41,12 @@ static void usage(FILE *to) {
             "  --output PATH           PNG to write (default txt2img.png)\n"
             "  --init-image PATH       image-to-image: start from this picture (PNG/JPEG), which\n"
             "                          sets the output size\n"
-            "  --strength F            image-to-image: how much to change it, 0..1 (default 0.8)\n"
+            "  --strength F            image-to-image and inpainting: how much to change it, 0..1\n"
+            "                          (default 0.8)\n"
+            "  --mask PATH             inpainting (with --init-image): white repaints, black\n"
+            "                          keeps; an inpainting model or a regular one\n"
+            "  --keep-decoded          inpainting: leave the decoded pixels outside the mask\n"
+            "                          (default: put the init image's pixels back there)\n"
             "  --plain-prompts         read prompts as diffusers does (no (emphasis:1.2) or\n"
             "                          BREAK syntax, truncated at 77 tokens)\n"
             "  --quiet                 no progress bar\n");
@@ -82,6 +87,7 @@ static int parse_u64(const char *flag, const char *text, unsigned long long max,
 int main(int argc, char **argv) {
     const char *model = NULL, *output = "txt2img.png", *scheduler_name = NULL, *rng_name = NULL;
     const char *init_image_path = NULL;
+    const char *mask_path = NULL;
     int quiet = 0;
     unsigned long long batch_count = 1;
     sdrt_generate_params params;
@@ -95,6 +101,10 @@ int main(int argc, char **argv) {
         }
         if (!strcmp(flag, "--quiet")) {
             quiet = 1;
+            continue;
+        }
+        if (!strcmp(flag, "--keep-decoded")) {
+            params.preserve_unmasked = false;
             continue;
         }
         if (!strcmp(flag, "--plain-prompts")) {
@@ -129,6 +139,8 @@ int main(int argc, char **argv) {
             }
         } else if (!strcmp(flag, "--init-image")) {
             init_image_path = value;
+        } else if (!strcmp(flag, "--mask")) {
+            mask_path = value;
         } else if (!strcmp(flag, "--strength")) {
             char *end = NULL;
             params.strength = strtod(value, &end);
@@ -178,17 +190,26 @@ int main(int argc, char **argv) {
     }
     if (!quiet) params.progress_callback = show_progress;
 
-    sdrt_image *init_image = NULL;
+    sdrt_image *init_image = NULL, *mask = NULL;
     if (init_image_path) {
         sdrt_status status = sdrt_image_load(init_image_path, &init_image);
         if (status != SDRT_STATUS_OK) return fail("--init-image", status);
         params.init_image = init_image;
+    }
+    if (mask_path) {
+        sdrt_status status = sdrt_image_load(mask_path, &mask);
+        if (status != SDRT_STATUS_OK) {
+            sdrt_image_free(init_image);
+            return fail("--mask", status);
+        }
+        params.mask_image = mask;
     }
 
     sdrt_pipeline *pipeline = NULL;
     sdrt_status status = sdrt_pipeline_load(model, NULL, &pipeline);
     if (status != SDRT_STATUS_OK) {
         sdrt_image_free(init_image);
+        sdrt_image_free(mask);
         return fail("loading the model", status);
     }
 
@@ -204,6 +225,7 @@ int main(int argc, char **argv) {
         if (status != SDRT_STATUS_OK) {
             sdrt_pipeline_free(pipeline);
             sdrt_image_free(init_image);
+            sdrt_image_free(mask);
             return fail("generating", status);
         }
         for (uint32_t i = 0; i < params.batch_size; i++) {
@@ -227,5 +249,6 @@ int main(int argc, char **argv) {
     }
     sdrt_pipeline_free(pipeline);
     sdrt_image_free(init_image);
+    sdrt_image_free(mask);
     return status == SDRT_STATUS_OK ? 0 : fail("saving the PNG", status);
 }

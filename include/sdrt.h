@@ -185,6 +185,18 @@ typedef int32_t sdrt_sigma_schedule;
 typedef int32_t sdrt_prompt_syntax;
 
 /**
+ * What a preview shows (`sdrt_generate_params.preview_kind`). Values are pinned.
+ */
+typedef int32_t sdrt_preview_kind;
+
+/**
+ * Receives a preview of image `image_index` of the batch after step `step` (see
+ * `sdrt_generate_params.preview_every`), on the thread that called generate. `preview` is
+ * borrowed for the callback only (copy the pixels to keep them). Return false to cancel.
+ */
+typedef bool (*sdrt_preview_callback)(void *user_data, uint32_t step, uint32_t total_steps, uint32_t image_index, const struct sdrt_image *preview);
+
+/**
  * Parameters of one generation. Fill with `sdrt_generate_params_init`; strings are copied
  * during the call.
  */
@@ -265,6 +277,25 @@ typedef struct sdrt_generate_params {
    * `int(steps * strength)` steps run.
    */
   double strength;
+  /**
+   * Inpainting: white (gray 128 and up) repaints, black keeps; the init image's size
+   * (borrowed during the call; NULL for no inpainting). Needs `init_image`. An inpainting
+   * model (9-channel UNet) requires it; a regular model blends the kept region back in.
+   */
+  const struct sdrt_image *mask_image;
+  /**
+   * Inpainting: put the init image's pixels back where the mask keeps them, so they come
+   * out unchanged (default true; false leaves the decoded pixels, as diffusers does).
+   */
+  bool preserve_unmasked;
+  /**
+   * Previews: `preview_callback` receives one every `preview_every` steps (default 0: none,
+   * and no cost), of the kind `preview_kind` (one of `SDRT_PREVIEW_*`).
+   */
+  uint32_t preview_every;
+  sdrt_preview_kind preview_kind;
+  sdrt_preview_callback preview_callback;
+  void *preview_user_data;
 } sdrt_generate_params;
 
 #define SDRT_PROVIDER_CPU 0
@@ -415,6 +446,17 @@ typedef struct sdrt_generate_params {
  * NVIDIA GPUs (AUTOMATIC1111's "NV" source, stable-diffusion.cpp's default). Any 64-bit seed.
  */
 #define SDRT_RNG_PHILOX 2
+
+/**
+ * The latents through a linear colour map fitted to the model's VAE decoder: an image of
+ * width/8 x height/8 pixels, nearly free (default).
+ */
+#define SDRT_PREVIEW_APPROXIMATE 0
+
+/**
+ * The latents through the VAE decoder: the full-size picture, at the cost of a decode.
+ */
+#define SDRT_PREVIEW_DECODE 1
 
 #define SDRT_LOG_WARNING 2
 

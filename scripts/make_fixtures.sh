@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Regenerate the tiny Stable Diffusion fixtures (tests/fixtures/tiny-sd15/{diffusers,optimum}
 # and tests/fixtures/reference/pipeline_*.json) with scripts/fixtures/make_tiny_sd.py, then
-# the fp16 copy (tests/fixtures/tiny-sd15-fp16, make_fp16_fixture.py), the SD 2.x-style,
-# image-to-image and every-sampler end-to-end references (sd2_style_refs.py, img2img_refs.py,
-# sampler_pipeline_refs.py).
+# the fp16 copy (tests/fixtures/tiny-sd15-fp16, make_fp16_fixture.py), the inpainting and
+# latent-consistency fixtures (tests/fixtures/tiny-sd15-inpaint, tiny-lcm) and the SD 2.x-style,
+# image-to-image, inpainting, LCM and every-sampler end-to-end references (sd2_style_refs.py,
+# img2img_refs.py, inpaint_refs.py, lcm_refs.py, sampler_pipeline_refs.py).
 # CPU only, offline (no Hugging Face hub), deterministic: a rerun gives identical files.
 #
 # Usage: scripts/make_fixtures.sh [ARGS for make_tiny_sd.py]
@@ -49,4 +50,6 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 "$python" "$root/scripts/fixtures/make_fp16_fixture.py" --repo-root "$root"
 "$python" "$root/scripts/fixtures/sd2_style_refs.py" --repo-root "$root"
 "$python" "$root/scripts/fixtures/img2img_refs.py" --repo-root "$root"
+"$python" "$root/scripts/fixtures/inpaint_refs.py" --repo-root "$root"
+"$python" "$root/scripts/fixtures/lcm_refs.py" --repo-root "$root"
 exec "$python" "$root/scripts/fixtures/sampler_pipeline_refs.py" --repo-root "$root"

@@ -28,6 +28,10 @@ memcheck=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-le
 "${memcheck[@]}" "$build/txt2img" --model "$model" --prompt "a red circle on a blue background" \
   --steps 2 --width 64 --height 64 --output "$build/txt2img.png"
 test -s "$build/txt2img.png"
+"${memcheck[@]}" "$build/txt2img" --model tests/fixtures/tiny-sd15-inpaint --prompt "a green square" \
+  --init-image tests/fixtures/images/init_64.png --mask tests/fixtures/images/mask_64.png --steps 2 \
+  --output "$build/inpaint.png"
+test -s "$build/inpaint.png"
 
 # Without ONNX Runtime beside libsdrt (nor on the system) loading fails with a clear status
 # and message, not a crash; ORT_DYLIB_PATH then points sdrt at a library elsewhere.

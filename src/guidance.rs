@@ -34,6 +34,20 @@ fn std_dev(values: &[f32]) -> f32 {
     (square_sum / (n - 1.0)).sqrt() as f32
 }
 
+/// The guidance-scale embedding latent-consistency UNets take as `timestep_cond` (diffusers'
+/// `get_guidance_scale_embedding`, after the LCM paper): `w = 1000 * (scale - 1)`,
+/// `f_k = exp(-k ln(10000) / (dim/2 - 1))` for `k < dim/2`, then `[sin(w f), cos(w f)]`,
+/// zero-padded to `dim`; float32 throughout, as diffusers computes it.
+pub fn guidance_scale_embedding(scale: f32, dim: usize) -> Vec<f32> {
+    let w = (scale - 1.0) * 1000.0;
+    let half = dim / 2;
+    let step = 10000f32.ln() / (half.saturating_sub(1).max(1)) as f32;
+    let angles: Vec<f32> = (0..half).map(|k| w * (k as f32 * -step).exp()).collect();
+    let mut embedding: Vec<f32> = angles.iter().map(|a| a.sin()).chain(angles.iter().map(|a| a.cos())).collect();
+    embedding.resize(dim, 0.0);
+    embedding
+}
+
 /// Whether a guidance scale needs the unconditional pass at all (diffusers: scale > 1).
 pub fn needs_unconditional_pass(scale: f32) -> bool {
     scale > 1.0
@@ -64,6 +78,18 @@ mod tests {
         for ((h, full), b) in half.iter().zip(guided).zip(before) {
             assert!((h - 0.5 * (full + b)).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn guidance_embedding_is_sines_then_cosines_of_decaying_frequencies() {
+        let e = guidance_scale_embedding(1.5, 8);
+        // w = 500; frequencies 1, 10000^(-1/3), 10000^(-2/3), 1/10000.
+        let w = 500.0f32;
+        let want = [1.0f32, 0.046_415_89, 0.002_154_435, 0.0001].map(|f| w * f);
+        for k in 0..4 {
+            assert!((e[k] - want[k].sin()).abs() < 1e-4 && (e[4 + k] - want[k].cos()).abs() < 1e-4, "{e:?}");
+        }
+        assert_eq!(guidance_scale_embedding(1.0, 5), [0.0, 0.0, 1.0, 1.0, 0.0], "odd sizes pad a zero");
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub mod tokenizer;
 pub use error::{Error, Result};
 pub use image::Image;
 pub use pipeline::{
-    CancelHandle, FloatImage, GenerateParams, LoadOptions, Pipeline, StepProgress, TextEmbeddings, Timings,
+    CancelHandle, FloatImage, GenerateParams, LoadOptions, Pipeline, PreviewKind, PreviewOptions, StepProgress,
+    TextEmbeddings, Timings,
 };
 pub use rng::RngKind;
 pub use runtime::{ExecutionProvider, ProviderPolicy, RuntimeOptions};

@@ -356,3 +356,85 @@ fn img2img_through_the_c_abi() {
     assert_eq!(unsafe { sdrt_image_load(missing.as_ptr(), &mut loaded) }, SDRT_STATUS_IO);
     assert!(loaded.is_null());
 }
+
+#[test]
+fn inpainting_through_the_c_abi() {
+    let pipeline = load(&common::fixtures().join("tiny-sd15-inpaint")).unwrap();
+    let open = |name: &str| {
+        let path = CString::new(common::fixtures().join("images").join(name).to_str().unwrap()).unwrap();
+        let mut image = ptr::null_mut();
+        assert_eq!(unsafe { sdrt_image_load(path.as_ptr(), &mut image) }, SDRT_STATUS_OK, "{}", last_error());
+        image
+    };
+    let (init, mask) = (open("init_64.png"), open("mask_64.png"));
+    let bytes = |image: *const sdrt_image| unsafe { std::slice::from_raw_parts(sdrt_image_pixels(image), 64 * 64 * 3) };
+    let mut p = params();
+    p.steps = 3;
+    p.init_image = init;
+    // The inpainting model refuses to run without its mask.
+    let mut image = ptr::null_mut();
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
+    assert!(last_error().contains("mask_image"), "{}", last_error());
+
+    p.mask_image = mask;
+    assert!(p.preserve_unmasked, "the default keeps the unmasked pixels");
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_OK, "{}", last_error());
+    let (out, original, gray) = (bytes(image).to_vec(), bytes(init), bytes(mask));
+    let black = (0..out.len()).filter(|&i| gray[i] == 0).collect::<Vec<_>>();
+    assert!(black.len() > 6000 && black.iter().all(|&i| out[i] == original[i]), "kept pixels are the init image's");
+    assert!((0..out.len()).filter(|&i| gray[i] == 255).any(|i| out[i] != original[i]), "masked pixels are repainted");
+    unsafe { sdrt_image_free(image) };
+    p.preserve_unmasked = false;
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_OK, "{}", last_error());
+    assert!(black.iter().any(|&i| bytes(image)[i] != original[i]), "without the overlay: the VAE's pixels");
+    unsafe { sdrt_image_free(image) };
+
+    // A caller built against the header before inpainting (struct ends at `strength`) gets
+    // no mask: the inpainting model says what it needs instead of reading past the struct.
+    p.struct_size = std::mem::offset_of!(sdrt_generate_params, mask_image) as u32;
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
+    unsafe {
+        sdrt_image_free(init);
+        sdrt_image_free(mask);
+    }
+}
+
+#[test]
+fn previews_through_the_c_abi() {
+    let pipeline = load(&tiny_model("optimum")).unwrap();
+    /// What the callback saw: (step, image index, width, height) per preview.
+    struct Seen(Vec<(u32, u32, u32, u32)>, u32);
+    unsafe extern "C" fn on_preview(
+        user: *mut c_void,
+        step: u32,
+        _: u32,
+        index: u32,
+        image: *const sdrt_image,
+    ) -> bool {
+        let seen = unsafe { &mut *(user as *mut Seen) };
+        seen.0.push((step, index, unsafe { sdrt_image_width(image) }, unsafe { sdrt_image_height(image) }));
+        step < seen.1
+    }
+    let mut p = params();
+    p.steps = 4;
+    p.scheduler = SDRT_SCHEDULER_DDIM;
+    p.batch_size = 2;
+    p.preview_every = 2;
+    p.preview_callback = Some(on_preview);
+    let mut seen = Seen(Vec::new(), u32::MAX);
+    p.preview_user_data = &mut seen as *mut Seen as *mut c_void;
+    let mut images = [ptr::null_mut(); 2];
+    assert_eq!(unsafe { sdrt_pipeline_generate_batch(pipeline.0, &p, images.as_mut_ptr(), 2) }, SDRT_STATUS_OK);
+    unsafe { images.iter().for_each(|&i| sdrt_image_free(i)) };
+    assert_eq!(seen.0, [(2, 0, 8, 8), (2, 1, 8, 8), (4, 0, 8, 8), (4, 1, 8, 8)], "approximate: one pixel per latent");
+
+    p.preview_kind = SDRT_PREVIEW_DECODE;
+    p.batch_size = 1;
+    seen = Seen(Vec::new(), 2); // returning false at step 2 cancels
+    p.preview_user_data = &mut seen as *mut Seen as *mut c_void;
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, images.as_mut_ptr()) }, SDRT_STATUS_CANCELLED);
+    assert_eq!(seen.0, [(2, 0, 64, 64)]);
+
+    p.preview_kind = 7;
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, images.as_mut_ptr()) }, SDRT_STATUS_INVALID_ARGUMENT);
+}

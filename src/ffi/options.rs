@@ -9,6 +9,7 @@ use super::image::sdrt_image;
 use super::strings::optional_str;
 use super::{boundary, sdrt_status, Failure};
 use crate::error::Error;
+use crate::pipeline::PreviewKind;
 use crate::rng::RngKind;
 use crate::runtime::{ExecutionProvider, ProviderPolicy, RuntimeOptions};
 use crate::scheduler::{SamplerName, SchedulerKind, SigmaSpacing};
@@ -96,6 +97,14 @@ pub const SDRT_RNG_TORCH: sdrt_rng = 1;
 /// NVIDIA GPUs (AUTOMATIC1111's "NV" source, stable-diffusion.cpp's default). Any 64-bit seed.
 pub const SDRT_RNG_PHILOX: sdrt_rng = 2;
 
+/// What a preview shows (`sdrt_generate_params.preview_kind`). Values are pinned.
+pub type sdrt_preview_kind = i32;
+/// The latents through a linear colour map fitted to the model's VAE decoder: an image of
+/// width/8 x height/8 pixels, nearly free (default).
+pub const SDRT_PREVIEW_APPROXIMATE: sdrt_preview_kind = 0;
+/// The latents through the VAE decoder: the full-size picture, at the cost of a decode.
+pub const SDRT_PREVIEW_DECODE: sdrt_preview_kind = 1;
+
 /// Log levels passed to `sdrt_log_callback`.
 pub type sdrt_log_level = i32;
 pub const SDRT_LOG_WARNING: sdrt_log_level = 2;
@@ -118,6 +127,19 @@ pub type sdrt_log_callback =
 /// in diffusers. Return false to cancel: the generate call then returns `SDRT_STATUS_CANCELLED`.
 pub type sdrt_progress_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, step: u32, total_steps: u32) -> bool>;
+
+/// Receives a preview of image `image_index` of the batch after step `step` (see
+/// `sdrt_generate_params.preview_every`), on the thread that called generate. `preview` is
+/// borrowed for the callback only (copy the pixels to keep them). Return false to cancel.
+pub type sdrt_preview_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        step: u32,
+        total_steps: u32,
+        image_index: u32,
+        preview: *const sdrt_image,
+    ) -> bool,
+>;
 
 /// How to load a pipeline. Fill with `sdrt_load_options_init`, then change what you need.
 #[repr(C)]
@@ -189,6 +211,19 @@ pub struct sdrt_generate_params {
     /// Image-to-image: how much to change the image, 0 to 1 (default 0.8); the last
     /// `int(steps * strength)` steps run.
     pub strength: f64,
+    /// Inpainting: white (gray 128 and up) repaints, black keeps; the init image's size
+    /// (borrowed during the call; NULL for no inpainting). Needs `init_image`. An inpainting
+    /// model (9-channel UNet) requires it; a regular model blends the kept region back in.
+    pub mask_image: *const sdrt_image,
+    /// Inpainting: put the init image's pixels back where the mask keeps them, so they come
+    /// out unchanged (default true; false leaves the decoded pixels, as diffusers does).
+    pub preserve_unmasked: bool,
+    /// Previews: `preview_callback` receives one every `preview_every` steps (default 0: none,
+    /// and no cost), of the kind `preview_kind` (one of `SDRT_PREVIEW_*`).
+    pub preview_every: u32,
+    pub preview_kind: sdrt_preview_kind,
+    pub preview_callback: sdrt_preview_callback,
+    pub preview_user_data: *mut c_void,
 }
 
 /// Fills `options` with the defaults (CPU, fall back to CPU, all graph optimizations).
@@ -237,6 +272,12 @@ pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_pa
             batch_size: defaults.batch_size,
             init_image: std::ptr::null(),
             strength: defaults.strength,
+            mask_image: std::ptr::null(),
+            preserve_unmasked: defaults.preserve_unmasked,
+            preview_every: 0,
+            preview_kind: SDRT_PREVIEW_APPROXIMATE,
+            preview_callback: None,
+            preview_user_data: std::ptr::null_mut(),
         };
     }
 }
@@ -267,6 +308,14 @@ pub(crate) fn prompt_syntax(code: sdrt_prompt_syntax) -> Result<PromptSyntax, Fa
         SDRT_PROMPT_WEIGHTED => Ok(PromptSyntax::Weighted),
         SDRT_PROMPT_PLAIN => Ok(PromptSyntax::Plain),
         other => Err(Error::InvalidArgument(format!("unknown prompt syntax {other}")).into()),
+    }
+}
+
+pub(crate) fn preview_kind(code: sdrt_preview_kind) -> Result<PreviewKind, Failure> {
+    match code {
+        SDRT_PREVIEW_APPROXIMATE => Ok(PreviewKind::Approximate),
+        SDRT_PREVIEW_DECODE => Ok(PreviewKind::Decode),
+        other => Err(Error::InvalidArgument(format!("unknown preview kind {other}")).into()),
     }
 }
 

@@ -8,7 +8,7 @@ use super::options::*;
 use super::strings::{optional_str, required};
 use super::{boundary, sdrt_status, Failure};
 use crate::error::Error;
-use crate::pipeline::{CancelHandle, GenerateParams, LoadOptions, Pipeline};
+use crate::pipeline::{CancelHandle, GenerateParams, LoadOptions, Pipeline, PreviewOptions};
 
 /// A loaded model, ready to generate images. Create with `sdrt_pipeline_load`, free with
 /// `sdrt_pipeline_free`.
@@ -168,11 +168,19 @@ pub unsafe extern "C" fn sdrt_pipeline_generate_batch(
             .into());
         }
 
-        let mut progress = |step: &crate::pipeline::StepProgress<'_>| match c_params.progress_callback {
-            Some(callback) => unsafe {
-                callback(c_params.progress_user_data, step.step as u32, step.total_steps as u32)
-            },
-            None => true,
+        let mut progress = |step: &crate::pipeline::StepProgress<'_>| {
+            let (done, total) = (step.step as u32, step.total_steps as u32);
+            let mut go_on = match c_params.progress_callback {
+                Some(callback) => unsafe { callback(c_params.progress_user_data, done, total) },
+                None => true,
+            };
+            if let Some(callback) = c_params.preview_callback {
+                for (index, preview) in step.previews.iter().enumerate() {
+                    let preview = sdrt_image(preview.clone());
+                    go_on &= unsafe { callback(c_params.preview_user_data, done, total, index as u32, &preview) };
+                }
+            }
+            go_on
         };
         let images = lock(handle)?.generate_batch(&params, &mut progress)?;
         // SAFETY: the caller promises `capacity` >= batch_size writable entries.
@@ -234,6 +242,13 @@ fn to_generate_params(c: &sdrt_generate_params) -> Result<GenerateParams, Failur
         // SAFETY: the caller promises a live image or NULL.
         init_image: unsafe { c.init_image.as_ref() }.map(|image| image.0.clone()),
         strength: c.strength,
+        // SAFETY: as for `init_image`.
+        mask_image: unsafe { c.mask_image.as_ref() }.map(|image| image.0.clone()),
+        preserve_unmasked: c.preserve_unmasked,
+        preview: match (c.preview_every, c.preview_callback) {
+            (0, _) | (_, None) => None,
+            (every, Some(_)) => Some(PreviewOptions { every, kind: preview_kind(c.preview_kind)? }),
+        },
         rng: rng_kind(c.rng)?,
         scheduler,
         sigmas: sigma_spacing(c.sigma_schedule)?,

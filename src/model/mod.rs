@@ -37,11 +37,39 @@ pub struct ModelInfo {
     pub vae_scale_factor: u32,
     /// The UNet's native latent size, when a config records it.
     pub unet_sample_size: Option<u32>,
+    /// The UNet's input channels as the files declare them (9: an inpainting UNet), used when
+    /// the graph leaves that axis open.
+    pub unet_in_channels: Option<u32>,
+    /// The size of a latent-consistency UNet's guidance embedding (`time_cond_proj_dim`).
+    pub unet_time_cond_proj_dim: Option<u32>,
 }
 
+impl ModelInfo {
+    /// A latent-consistency pipeline: the guidance scale enters the UNet as an embedding
+    /// and there is no classifier-free guidance (one UNet pass per step).
+    pub fn is_latent_consistency(&self) -> bool {
+        LATENT_CONSISTENCY_PIPELINES.contains(&self.pipeline_class.as_str())
+    }
+}
+
+const LATENT_CONSISTENCY_PIPELINES: &[&str] = &["LatentConsistencyModelPipeline", "ORTLatentConsistencyModelPipeline"];
+
 /// Pipelines sdrt runs; anything else is refused by name rather than guessed at.
-const SUPPORTED_PIPELINES: &[&str] =
-    &["OnnxStableDiffusionPipeline", "StableDiffusionPipeline", "ORTStableDiffusionPipeline"];
+/// The image-to-image and inpainting classes name the same components.
+const SUPPORTED_PIPELINES: &[&str] = &[
+    "OnnxStableDiffusionPipeline",
+    "StableDiffusionPipeline",
+    "ORTStableDiffusionPipeline",
+    "OnnxStableDiffusionImg2ImgPipeline",
+    "StableDiffusionImg2ImgPipeline",
+    "ORTStableDiffusionImg2ImgPipeline",
+    "OnnxStableDiffusionInpaintPipeline",
+    "OnnxStableDiffusionInpaintPipelineLegacy",
+    "StableDiffusionInpaintPipeline",
+    "ORTStableDiffusionInpaintPipeline",
+    "LatentConsistencyModelPipeline",
+    "ORTLatentConsistencyModelPipeline",
+];
 
 impl ModelInfo {
     pub fn read(source: ModelSource) -> Result<Self> {
@@ -72,10 +100,16 @@ impl ModelInfo {
             .and_then(Value::as_array)
             .filter(|blocks| !blocks.is_empty() && blocks.len() < 8)
             .map_or(8, |blocks| 1u32 << (blocks.len() - 1));
-        let unet_sample_size = source
-            .read_optional_json("unet/config.json")?
-            .and_then(|c| c.get("sample_size").and_then(Value::as_u64))
-            .and_then(|s| u32::try_from(s).ok());
+        let unet_config = source.read_optional_json("unet/config.json")?;
+        let unet_number = |key: &str| {
+            unet_config.as_ref().and_then(|c| c.get(key)).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok())
+        };
+        let unet_sample_size = unet_number("sample_size");
+        let unet_time_cond_proj_dim = unet_number("time_cond_proj_dim");
+        // diffusers' ONNX layout has no UNet config: its inpainting class implies 9 channels.
+        let unet_in_channels = unet_number("in_channels").or_else(|| {
+            (pipeline_class.contains("InpaintPipeline") && !pipeline_class.ends_with("Legacy")).then_some(9)
+        });
 
         Ok(ModelInfo {
             source,
@@ -85,6 +119,8 @@ impl ModelInfo {
             vae_scaling_factor,
             vae_scale_factor,
             unet_sample_size,
+            unet_in_channels,
+            unet_time_cond_proj_dim,
         })
     }
 }
@@ -97,7 +133,7 @@ fn check_supported(source: &ModelSource, index: &Value, class: &str) -> Result<(
     if !SUPPORTED_PIPELINES.contains(&class) {
         let what = if class.is_empty() { "(no _class_name)".to_string() } else { class.to_string() };
         return Err(Error::UnsupportedModel(format!(
-            "{}: pipeline {what} is not a Stable Diffusion 1.x/2.x text-to-image pipeline",
+            "{}: pipeline {what} is not a Stable Diffusion 1.x/2.x pipeline (text-to-image, image-to-image or inpainting)",
             source.path_of("model_index.json").display()
         )));
     }

@@ -2,6 +2,7 @@
 //! sdrt needs when it is loaded, so a wrong file fails at load time with its name.
 
 use super::conditioning::Conditioning;
+use super::LATENT_CHANNELS;
 use crate::error::{Error, Result};
 use crate::runtime::{ElementType, InputValue, OnnxModel};
 
@@ -55,27 +56,45 @@ impl TextEncoder {
     }
 }
 
+/// Input channels of an inpainting UNet: latents, mask, masked-image latents.
+const INPAINT_CHANNELS: usize = 2 * LATENT_CHANNELS + 1;
+
 /// The denoising UNet: (noisy latents, timestep, text states) -> predicted noise.
 pub(crate) struct Unet {
     model: OnnxModel,
+    /// 4, or 9 for an inpainting UNet (latents, mask, masked-image latents).
+    in_channels: usize,
     fixed_batch: Option<i64>,
     timestep_rank: usize,
     /// Fixed length of `encoder_hidden_states`' sequence axis, if the export has one.
     max_tokens: Option<i64>,
+    /// Size of the `timestep_cond` input (latent-consistency UNets' guidance embedding).
+    timestep_cond_dim: Option<usize>,
+    /// `timestep_cond` repeated for every item of a call.
+    timestep_cond: Vec<f32>,
     /// Predictions of a UNet whose batch is fixed at 1, gathered call by call.
     gathered: Vec<f32>,
 }
 
+/// What the model's files say about the UNet, for the axes its graph leaves open.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct UnetConfig {
+    /// Input channels (unet/config.json, or 9 for an inpainting pipeline class).
+    pub in_channels: Option<usize>,
+    /// `time_cond_proj_dim`: the size of `timestep_cond`.
+    pub time_cond_proj_dim: Option<usize>,
+}
+
 impl Unet {
-    pub fn new(model: OnnxModel) -> Result<Self> {
-        let sample = model.require_input("sample", "noisy latents [batch, 4, height/8, width/8]")?;
+    pub fn new(model: OnnxModel, config: UnetConfig) -> Result<Self> {
+        let sample = model.require_input("sample", "noisy latents [batch, 4 or 9, height/8, width/8]")?;
         if sample.rank() != 4 {
             return Err(Error::invalid_model(model.path(), "`sample` must have rank 4"));
         }
-        let in_channels = sample.fixed_dim(1).unwrap_or(4);
-        if in_channels != 4 {
+        let in_channels = sample.fixed_dim(1).map(|c| c as usize).or(config.in_channels).unwrap_or(LATENT_CHANNELS);
+        if in_channels != LATENT_CHANNELS && in_channels != INPAINT_CHANNELS {
             return Err(Error::UnsupportedModel(format!(
-                "{}: UNet with {in_channels} input channels (inpainting UNets are not supported yet)",
+                "{}: UNet with {in_channels} input channels (sdrt runs 4, and 9 for inpainting)",
                 model.path().display()
             )));
         }
@@ -88,9 +107,23 @@ impl Unet {
         let states = model.require_input("encoder_hidden_states", "text encoder states [batch, sequence, hidden]")?;
         // Exports with a fixed sequence length cannot take long (multi-chunk) prompts.
         let max_tokens = states.fixed_dim(1);
-        // Inputs of newer families (SDXL's text_embeds/time_ids, LCM's timestep_cond).
-        if let Some(extra) =
-            model.inputs().iter().find(|i| !matches!(i.name.as_str(), "sample" | "timestep" | "encoder_hidden_states"))
+        let timestep_cond_dim = match model.inputs().iter().find(|i| i.name == "timestep_cond") {
+            None => None,
+            Some(input) if input.rank() == 2 => {
+                Some(input.fixed_dim(1).map(|d| d as usize).or(config.time_cond_proj_dim).ok_or_else(|| {
+                    Error::invalid_model(
+                        model.path(),
+                        "the size of `timestep_cond` is neither in the graph nor in unet/config.json",
+                    )
+                })?)
+            }
+            Some(_) => return Err(Error::invalid_model(model.path(), "`timestep_cond` must have rank 2")),
+        };
+        // Inputs of families sdrt does not run yet (SDXL's text_embeds/time_ids).
+        if let Some(extra) = model
+            .inputs()
+            .iter()
+            .find(|i| !matches!(i.name.as_str(), "sample" | "timestep" | "encoder_hidden_states" | "timestep_cond"))
         {
             return Err(Error::UnsupportedModel(format!(
                 "{}: UNet input `{}` belongs to a model family sdrt does not run yet",
@@ -98,11 +131,35 @@ impl Unet {
                 extra.name
             )));
         }
-        Ok(Unet { model, fixed_batch, timestep_rank, max_tokens, gathered: Vec::new() })
+        Ok(Unet {
+            model,
+            in_channels,
+            fixed_batch,
+            timestep_rank,
+            max_tokens,
+            timestep_cond_dim,
+            timestep_cond: Vec::new(),
+            gathered: Vec::new(),
+        })
     }
 
     pub fn take_run_time(&mut self) -> std::time::Duration {
         self.model.take_run_time()
+    }
+
+    /// Input channels: 4, or 9 for an inpainting UNet.
+    pub fn in_channels(&self) -> usize {
+        self.in_channels
+    }
+
+    /// The size of the guidance embedding the UNet takes (`timestep_cond`), if it takes one.
+    pub fn timestep_cond_dim(&self) -> Option<usize> {
+        self.timestep_cond_dim
+    }
+
+    /// Sets the guidance embedding fed with every item (`timestep_cond_dim` values).
+    pub fn set_timestep_cond(&mut self, embedding: &[f32]) {
+        self.timestep_cond = embedding.to_vec();
     }
 
     /// Whether the unconditional and conditional halves can go through in one call.
@@ -110,20 +167,22 @@ impl Unet {
         self.fixed_batch.is_none_or(|n| n as usize == batch)
     }
 
-    /// Predicts noise for `sample` ([batch, c, h, w]); `text` holds one prompt's states per
-    /// batch item. `use_prediction` receives the prediction (same layout as `sample`): a view
+    /// Predicts noise for `sample` ([batch, c, h, w], `sample_shape` = [c, h, w] with c the
+    /// UNet's input channels); `text` holds one prompt's states per batch item.
+    /// `use_prediction` receives the prediction ([batch, 4, h, w]): a view
     /// of ONNX Runtime's output when one call covers the batch, else the parts gathered in a
     /// buffer that is reused from step to step. Items go one per call when the graph has a
     /// fixed batch size or the prompts have different lengths (long prompts).
     pub fn predict(
         &mut self,
         sample: &[f32],
-        latent_shape: [usize; 3],
+        sample_shape: [usize; 3],
         timestep: f32,
         text: &Conditioning,
         use_prediction: &mut dyn FnMut(&[f32]) -> Result<()>,
     ) -> Result<()> {
-        let per_item = latent_shape.iter().product::<usize>();
+        let per_item = sample_shape.iter().product::<usize>();
+        let out_per_item = LATENT_CHANNELS * sample_shape[1] * sample_shape[2];
         let batch = sample.len() / per_item;
         if text.tokens.len() != batch {
             return Err(Error::InvalidArgument(format!("{batch} latents but {} prompts", text.tokens.len())));
@@ -137,29 +196,42 @@ impl Unet {
         }
         let chunk = if self.accepts_batch(batch) && text.uniform() { batch } else { 1 };
         let timesteps = vec![timestep; chunk];
+        let cond_dim = self.timestep_cond_dim.unwrap_or(0);
+        if self.timestep_cond.len() != cond_dim {
+            return Err(Error::InvalidArgument(format!(
+                "the UNet takes a guidance embedding of {cond_dim} values, {} were set",
+                self.timestep_cond.len()
+            )));
+        }
+        let timestep_cond = self.timestep_cond.repeat(chunk);
         if chunk < batch {
             self.gathered.clear();
         }
         for (i, part) in sample.chunks(chunk * per_item).enumerate() {
             let n = part.len() / per_item;
-            let sample_shape = vec![n as i64, latent_shape[0] as i64, latent_shape[1] as i64, latent_shape[2] as i64];
+            let shape = vec![n as i64, sample_shape[0] as i64, sample_shape[1] as i64, sample_shape[2] as i64];
             let (states, tokens) =
                 if chunk == batch { (&text.states[..], text.tokens[0]) } else { (text.prompt(i), text.tokens[i]) };
             let (t_shape, t_data) =
                 if self.timestep_rank == 0 { (vec![], &timesteps[..1]) } else { (vec![n as i64], &timesteps[..n]) };
-            let output = self.model.run(&[
-                ("sample", InputValue::Float { shape: sample_shape, data: part }),
+            let mut inputs = vec![
+                ("sample", InputValue::Float { shape, data: part }),
                 ("timestep", InputValue::Float { shape: t_shape, data: t_data }),
                 (
                     "encoder_hidden_states",
                     InputValue::Float { shape: vec![n as i64, tokens as i64, text.hidden as i64], data: states },
                 ),
-            ])?;
+            ];
+            if cond_dim > 0 {
+                let data = &timestep_cond[..n * cond_dim];
+                inputs.push(("timestep_cond", InputValue::Float { shape: vec![n as i64, cond_dim as i64], data }));
+            }
+            let output = self.model.run(&inputs)?;
             let (_, prediction) = output.float(0)?;
-            if prediction.len() != part.len() {
+            if prediction.len() != n * out_per_item {
                 return Err(Error::invalid_model(
                     output.path(),
-                    format!("UNet output has {} values, expected {}", prediction.len(), part.len()),
+                    format!("UNet output has {} values, expected {}", prediction.len(), n * out_per_item),
                 ));
             }
             if chunk == batch {
@@ -276,6 +348,11 @@ impl VaeEncoder {
 }
 
 impl LatentDistribution {
+    /// Whether [`LatentDistribution::sample`] draws from the generator.
+    pub fn is_sampled(&self) -> bool {
+        matches!(self, LatentDistribution::Gaussian { .. })
+    }
+
     /// A latent sample: diffusers' `DiagonalGaussianDistribution.sample` (mean + std * N(0,1),
     /// log-variance clamped to [-30, 20], one draw from `rng` of the latent's size), or the
     /// mean when that is all the export gives (no draw).

@@ -3,15 +3,20 @@
 
 mod components;
 mod conditioning;
+mod inpaint;
 mod params;
+mod preview;
 
 pub use params::{CancelHandle, GenerateParams, LoadOptions, StepProgress, WarningSink};
+pub use preview::{PreviewKind, PreviewOptions};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use components::{LatentDistribution, TextEncoder, Unet, VaeDecoder, VaeEncoder};
+use components::{LatentDistribution, TextEncoder, Unet, UnetConfig, VaeDecoder, VaeEncoder};
 use conditioning::Conditioning;
+use inpaint::InpaintMask;
+use preview::LatentToRgb;
 
 use crate::error::{Error, Result};
 use crate::guidance;
@@ -22,7 +27,7 @@ use crate::scheduler::{self, SchedulerKind};
 use crate::tokenizer::{ClipTokenizer, PromptSyntax};
 
 /// Latent channels of Stable Diffusion 1.x/2.x.
-const LATENT_CHANNELS: usize = 4;
+pub(crate) const LATENT_CHANNELS: usize = 4;
 /// Largest image side accepted, in pixels: far beyond what SD models produce, small enough
 /// that the buffers always fit in memory.
 const MAX_SIDE: u32 = 8192;
@@ -38,6 +43,8 @@ pub struct Pipeline {
     vae_decoder: VaeDecoder,
     /// Loaded on the first image-to-image call (text-to-image never needs it).
     vae_encoder: Option<VaeEncoder>,
+    /// The approximate previews' colour map, fitted to the VAE decoder on first use.
+    latent_rgb: Option<LatentToRgb>,
     /// What the model was loaded with, for graphs loaded later.
     options: LoadOptions,
     default_scheduler: SchedulerKind,
@@ -74,6 +81,16 @@ impl Timings {
     }
 }
 
+/// What image-to-image and inpainting start from, encoded once per call.
+struct SourceImage {
+    /// The init image's latent distribution, when the run needs its latents.
+    image: Option<LatentDistribution>,
+    /// Inpainting's mask.
+    mask: Option<InpaintMask>,
+    /// The masked image's latent distribution, for an inpainting UNet.
+    masked: Option<LatentDistribution>,
+}
+
 /// A decoded image as floats in [0, 1], interleaved RGB, before 8-bit quantization.
 #[derive(Clone, Debug)]
 pub struct FloatImage {
@@ -108,7 +125,13 @@ impl Pipeline {
         let interrupt = Arc::new(Interrupt::new(&options.runtime)?);
         let mut load = |component: &str| load_graph(&info.source, component, options, &interrupt, &mut warn);
         let text_encoder = TextEncoder::new(load("text_encoder")?)?;
-        let unet = Unet::new(load("unet")?)?;
+        let unet = Unet::new(
+            load("unet")?,
+            UnetConfig {
+                in_channels: info.unet_in_channels.map(|c| c as usize),
+                time_cond_proj_dim: info.unet_time_cond_proj_dim.map(|d| d as usize),
+            },
+        )?;
         let vae_decoder = VaeDecoder::new(load("vae_decoder")?)?;
 
         let default_scheduler = match info.scheduler_config.class_name().and_then(SchedulerKind::from_name) {
@@ -130,6 +153,7 @@ impl Pipeline {
             unet,
             vae_decoder,
             vae_encoder: None,
+            latent_rgb: None,
             options: options.clone(),
             default_scheduler,
             cancel: CancelHandle(interrupt),
@@ -232,7 +256,12 @@ impl Pipeline {
         let factor = self.info.vae_scale_factor;
         let latent_shape = [LATENT_CHANNELS, (height / factor) as usize, (width / factor) as usize];
         let latent_len: usize = latent_shape.iter().product();
-        let guided = guidance::needs_unconditional_pass(params.guidance_scale);
+        // Latent-consistency models take the scale as an embedding instead (diffusers' other
+        // pipelines give a UNet that has one both: the embedding and guidance).
+        let guided = !self.info.is_latent_consistency() && guidance::needs_unconditional_pass(params.guidance_scale);
+        if let Some(dim) = self.unet.timestep_cond_dim() {
+            self.unet.set_timestep_cond(&guidance::guidance_scale_embedding(params.guidance_scale, dim));
+        }
 
         // Text states, unconditional first (the order diffusers batches them in), each
         // repeated for every image.
@@ -255,21 +284,18 @@ impl Pipeline {
             rngs.push(params.rng.seeded(seed)?);
         }
 
-        // Image-to-image: the image's latent distribution, encoded once for the batch.
-        let init = match &params.init_image {
-            Some(image) => Some(self.encode_image(image, width, height)?),
-            None => None,
-        };
-        // Each image's draws in diffusers' order: the latent sample (img2img), then the noise.
-        let init_latents: Vec<Vec<f32>> = match &init {
-            Some(distribution) => {
-                let scaling = self.info.vae_scaling_factor;
-                rngs.iter_mut()
-                    .map(|rng| distribution.sample(rng.as_mut()).into_iter().map(|v| scaling * v).collect())
-                    .collect()
+        // Image-to-image and inpainting inputs, encoded once for the batch.
+        let source = self.prepare_source(params, width, height)?;
+        // Each image's draws in diffusers' order: the init image's latent sample, the noise,
+        // then the masked image's latent sample (inpainting).
+        let scaling = self.info.vae_scaling_factor;
+        let mut init_latents = Vec::new();
+        if let Some(distribution) = source.as_ref().and_then(|s| s.image.as_ref()) {
+            for rng in &mut rngs {
+                init_latents
+                    .push(distribution.sample(rng.as_mut()).into_iter().map(|v| scaling * v).collect::<Vec<_>>());
             }
-            None => Vec::new(),
-        };
+        }
         let noise = match &params.initial_noise {
             Some(noise) if noise.len() != images * latent_len => {
                 return Err(Error::InvalidArgument(format!(
@@ -287,39 +313,83 @@ impl Pipeline {
                 noise
             }
         };
-        // Text-to-image starts from the scaled noise; image-to-image from the image's latents
-        // noised to the first timestep it runs.
-        let (begin, latents) = if init.is_some() {
-            let begin = scheduler::img2img_start(samplers[0].as_ref(), steps, params.strength)?;
-            let mut latents = vec![0.0f32; noise.len()];
+        let mut masked_latents = Vec::new();
+        if let Some(source) = source.as_ref().filter(|s| s.mask.is_some()) {
+            let mut unused = vec![0.0f32; latent_len];
+            for rng in &mut rngs {
+                match &source.masked {
+                    Some(masked) => masked_latents.extend(masked.sample(rng.as_mut()).into_iter().map(|v| scaling * v)),
+                    // A regular UNet never sees the masked image; diffusers samples its latents
+                    // all the same, and later draws (ancestral samplers) come after that one.
+                    None if source.image.as_ref().is_some_and(LatentDistribution::is_sampled) => {
+                        rng.fill_standard_normal(&mut unused)
+                    }
+                    None => {}
+                }
+            }
+        }
+        let mask = source.as_ref().and_then(|s| s.mask.as_ref());
+
+        // Text-to-image and inpainting at strength 1 start from the scaled noise; the others
+        // from the image's latents noised to the first timestep they run.
+        let begin = match &source {
+            Some(_) => scheduler::img2img_start(samplers[0].as_ref(), steps, params.strength)?,
+            None => 0,
+        };
+        let mut latents = vec![0.0f32; noise.len()];
+        if source.is_none() || (mask.is_some() && params.strength == 1.0) {
+            let sigma = samplers[0].init_noise_sigma();
+            latents.iter_mut().zip(&noise).for_each(|(x, &n)| *x = n * sigma);
+        } else {
             for (((sampler, image), noise), out) in samplers
-                .iter_mut()
+                .iter()
                 .zip(&init_latents)
                 .zip(noise.chunks_exact(latent_len))
                 .zip(latents.chunks_exact_mut(latent_len))
             {
-                sampler.set_begin_index(begin)?;
                 sampler.add_noise(image, noise, begin, out)?;
             }
-            (begin, latents)
-        } else {
-            let sigma = samplers[0].init_noise_sigma();
-            (0, noise.into_iter().map(|v| v * sigma).collect())
-        };
-        let mut latents = latents;
+        }
+        if source.is_some() {
+            for sampler in &mut samplers {
+                sampler.set_begin_index(begin)?;
+            }
+        }
 
         // Buffers reused by every step.
         let passes = prompts.len();
-        let mut model_input = vec![0.0f32; passes * latents.len()];
+        let in_channels = self.unet.in_channels();
+        let unet_shape = [in_channels, latent_shape[1], latent_shape[2]];
+        let plane = latent_shape[1] * latent_shape[2];
+        let mut model_input = vec![0.0f32; passes * images * in_channels * plane];
+        let mut scaled = vec![0.0f32; if in_channels == LATENT_CHANNELS { 0 } else { latents.len() }];
+        let mut known = vec![0.0f32; if mask.is_some() { latent_len } else { 0 }];
         let mut guided_noise = vec![0.0f32; if guided { latent_len } else { 0 }];
         let timesteps = samplers[0].timesteps().to_vec();
         let total_steps = timesteps.len() - begin;
         for (index, &timestep) in timesteps.iter().enumerate().skip(begin) {
-            for chunk in model_input.chunks_exact_mut(latents.len()) {
-                chunk.copy_from_slice(&latents);
+            match mask {
+                Some(mask) if in_channels != LATENT_CHANNELS => {
+                    // An inpainting UNet: each item is [scaled latents, mask, masked-image latents].
+                    scaled.copy_from_slice(&latents);
+                    samplers[0].scale_model_input(&mut scaled, index);
+                    for (item, input) in model_input.chunks_exact_mut(in_channels * plane).enumerate() {
+                        let image = item % images;
+                        let (x, rest) = input.split_at_mut(latent_len);
+                        let (m, masked) = rest.split_at_mut(plane);
+                        x.copy_from_slice(&scaled[image * latent_len..][..latent_len]);
+                        m.copy_from_slice(mask.latent());
+                        masked.copy_from_slice(&masked_latents[image * latent_len..][..latent_len]);
+                    }
+                }
+                _ => {
+                    for chunk in model_input.chunks_exact_mut(latents.len()) {
+                        chunk.copy_from_slice(&latents);
+                    }
+                    // Elementwise and the same for every image.
+                    samplers[0].scale_model_input(&mut model_input, index);
+                }
             }
-            // Elementwise and the same for every image.
-            samplers[0].scale_model_input(&mut model_input, index);
             let mut denoise = |prediction: &[f32]| {
                 let (uncond_all, cond_all) = prediction.split_at(if guided { prediction.len() / 2 } else { 0 });
                 for (i, ((sampler, rng), image_latents)) in
@@ -338,9 +408,35 @@ impl Pipeline {
                 }
                 Ok(())
             };
-            self.unet.predict(&model_input, latent_shape, timestep, &text, &mut denoise)?;
+            self.unet.predict(&model_input, unet_shape, timestep, &text, &mut denoise)?;
 
-            let report = StepProgress { step: index - begin + 1, total_steps, timestep, latents: &latents };
+            // Inpainting with a regular UNet: outside the mask, the init image noised to the
+            // next step's level (itself after the last step).
+            if let (Some(mask), LATENT_CHANNELS) = (mask, in_channels) {
+                for (i, item) in latents.chunks_exact_mut(latent_len).enumerate() {
+                    let original = &init_latents[i];
+                    if index + 1 < timesteps.len() {
+                        samplers[i].add_noise(
+                            original,
+                            &noise[i * latent_len..][..latent_len],
+                            index + 1,
+                            &mut known,
+                        )?;
+                        mask.blend(item, &known);
+                    } else {
+                        mask.blend(item, original);
+                    }
+                }
+            }
+
+            let step = index - begin + 1;
+            let previews = match params.preview {
+                Some(preview) if preview.every > 0 && step % preview.every as usize == 0 => {
+                    self.previews(&latents, latent_shape, preview.kind)?
+                }
+                _ => Vec::new(),
+            };
+            let report = StepProgress { step, total_steps, timestep, latents: &latents, previews: &previews };
             if !progress(&report) {
                 self.cancel.cancel();
             }
@@ -351,7 +447,10 @@ impl Pipeline {
         latents.iter_mut().for_each(|v| *v *= scale);
         let mut decoded = Vec::with_capacity(images);
         for image_latents in latents.chunks_exact(latent_len) {
-            let (h, w, data) = self.vae_decoder.decode(image_latents, latent_shape)?;
+            let (h, w, mut data) = self.vae_decoder.decode(image_latents, latent_shape)?;
+            if let (Some(mask), Some(original), true) = (mask, &params.init_image, params.preserve_unmasked) {
+                mask.overlay(&mut data, original);
+            }
             decoded.push(FloatImage { width: w as u32, height: h as u32, data });
             self.check_cancelled()?;
         }
@@ -365,19 +464,89 @@ impl Pipeline {
         Ok(decoded)
     }
 
-    /// The init image's latent distribution (the VAE encoder is loaded on first use).
-    fn encode_image(&mut self, image: &Image, width: u32, height: u32) -> Result<LatentDistribution> {
-        if (image.width(), image.height()) != (width, height) {
+    /// One preview per image of `latents` (the sampler's scale).
+    fn previews(&mut self, latents: &[f32], latent_shape: [usize; 3], kind: PreviewKind) -> Result<Vec<Image>> {
+        let latent_len: usize = latent_shape.iter().product();
+        let scaling = self.info.vae_scaling_factor;
+        let unscale = (1.0 / scaling as f64) as f32;
+        match kind {
+            PreviewKind::Approximate => {
+                if self.latent_rgb.is_none() {
+                    self.latent_rgb = Some(LatentToRgb::fit(&mut self.vae_decoder, scaling)?);
+                }
+                let map = self.latent_rgb.as_ref().expect("fitted above");
+                latents
+                    .chunks_exact(latent_len)
+                    .map(|item| map.project(item, latent_shape[1], latent_shape[2]))
+                    .collect()
+            }
+            PreviewKind::Decode => latents
+                .chunks_exact(latent_len)
+                .map(|item| {
+                    // The same arithmetic as the final decode, so the last preview is the image.
+                    let unscaled: Vec<f32> = item.iter().map(|v| v * unscale).collect();
+                    let (h, w, data) = self.vae_decoder.decode(&unscaled, latent_shape)?;
+                    Image::from_float_hwc(w as u32, h as u32, &data)
+                })
+                .collect(),
+        }
+    }
+
+    /// Encodes what image-to-image and inpainting start from; `None` for text-to-image.
+    fn prepare_source(&mut self, params: &GenerateParams, width: u32, height: u32) -> Result<Option<SourceImage>> {
+        let inpainting_unet = self.unet.in_channels() != LATENT_CHANNELS;
+        let (Some(init), mask) = (&params.init_image, &params.mask_image) else {
+            return if params.mask_image.is_some() {
+                Err(Error::InvalidArgument("a mask needs init_image, the picture to inpaint".into()))
+            } else if inpainting_unet {
+                Err(Error::InvalidArgument(
+                    "this is an inpainting model (its UNet takes 9 channels): give init_image and mask_image".into(),
+                ))
+            } else {
+                Ok(None)
+            };
+        };
+        if (init.width(), init.height()) != (width, height) {
             return Err(Error::InvalidArgument(format!(
                 "the init image is {}x{}; this generation is {width}x{height} (resize it, or set the size to match)",
-                image.width(),
-                image.height()
+                init.width(),
+                init.height()
             )));
         }
+        let pixels = image_to_chw(init);
+        let Some(mask) = mask else {
+            if inpainting_unet {
+                return Err(Error::InvalidArgument(
+                    "this is an inpainting model (its UNet takes 9 channels): give mask_image too".into(),
+                ));
+            }
+            let image = self.encode_pixels(&pixels, width, height)?;
+            return Ok(Some(SourceImage { image: Some(image), mask: None, masked: None }));
+        };
+        let mask = InpaintMask::new(mask, width, height, self.info.vae_scale_factor)?;
+        // As diffusers: the init image's latents are needed to blend them back (regular UNet)
+        // or to start from (strength below 1); an inpainting UNet sees the masked image.
+        let image = if !inpainting_unet || params.strength < 1.0 {
+            Some(self.encode_pixels(&pixels, width, height)?)
+        } else {
+            None
+        };
+        let masked = if inpainting_unet {
+            let mut pixels = pixels;
+            mask.blank_masked(&mut pixels);
+            Some(self.encode_pixels(&pixels, width, height)?)
+        } else {
+            None
+        };
+        Ok(Some(SourceImage { image, mask: Some(mask), masked }))
+    }
+
+    /// The latent distribution of a CHW image in [-1, 1] (the VAE encoder is loaded on first use).
+    fn encode_pixels(&mut self, chw: &[f32], width: u32, height: u32) -> Result<LatentDistribution> {
         if self.vae_encoder.is_none() {
             if !self.info.source.exists("vae_encoder/model.onnx") {
                 return Err(Error::UnsupportedModel(format!(
-                    "{}: image-to-image needs the VAE encoder (vae_encoder/model.onnx), which this model lacks",
+                    "{}: image-to-image and inpainting need the VAE encoder (vae_encoder/model.onnx), which this model lacks",
                     self.info.source.path_of("vae_encoder").display()
                 )));
             }
@@ -398,8 +567,7 @@ impl Pipeline {
             }
         }
         let encoder = self.vae_encoder.as_mut().expect("loaded above");
-        let chw = image_to_chw(image);
-        let distribution = encoder.encode(&chw, height as usize, width as usize, LATENT_CHANNELS)?;
+        let distribution = encoder.encode(chw, height as usize, width as usize, LATENT_CHANNELS)?;
         self.check_cancelled()?;
         Ok(distribution)
     }

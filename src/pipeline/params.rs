@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::preview::PreviewOptions;
 use crate::image::Image;
 use crate::rng::RngKind;
 use crate::runtime::{Interrupt, RuntimeOptions};
@@ -70,6 +71,20 @@ pub struct GenerateParams {
     /// Image-to-image: how much to change the picture, 0 to 1 (default 0.8). The last
     /// `int(steps * strength)` steps run; 1 starts from noise.
     pub strength: f64,
+    /// Inpainting: which pixels of `init_image` to repaint (white; gray 128 and up) and which to
+    /// keep (black), same size as `init_image`; colours count by their gray level. `None`
+    /// for text-to-image and image-to-image. With an inpainting UNet (9 input channels) the
+    /// model sees the mask and the masked image; with a regular UNet the kept region is
+    /// blended back into the latents after every step. Follows diffusers'
+    /// `StableDiffusionInpaintPipeline` (strength 1 starts from pure noise).
+    pub mask_image: Option<Image>,
+    /// Inpainting: after decoding, put the init image's pixels back where the mask keeps them
+    /// (weighted by its gray level, so a feathered mask blends), so the unmasked region comes
+    /// out exactly as it went in (default true; diffusers leaves the decoded pixels).
+    pub preserve_unmasked: bool,
+    /// Previews during the generation, handed to the progress callback
+    /// ([`StepProgress::previews`]); `None` makes none and costs nothing.
+    pub preview: Option<PreviewOptions>,
 }
 
 impl Default for GenerateParams {
@@ -91,6 +106,9 @@ impl Default for GenerateParams {
             initial_noise: None,
             init_image: None,
             strength: 0.8,
+            mask_image: None,
+            preserve_unmasked: true,
+            preview: None,
         }
     }
 }
@@ -105,6 +123,9 @@ pub struct StepProgress<'a> {
     pub timestep: f32,
     /// The latents after this step ([batch, 4, height/8, width/8]).
     pub latents: &'a [f32],
+    /// One preview per image of the batch after the steps [`GenerateParams::preview`] asks
+    /// for; empty otherwise.
+    pub previews: &'a [Image],
 }
 
 /// Cancels a pipeline's generation in progress; cheap to clone, safe from any thread.

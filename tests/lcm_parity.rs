@@ -1,0 +1,65 @@
+//! Latent-consistency models against diffusers' `LatentConsistencyModelPipeline`
+//! (scripts/fixtures/lcm_refs.py, tests/fixtures/tiny-lcm): the guidance scale enters the UNet
+//! as an embedding (`timestep_cond`), there is no unconditional pass, and LCMScheduler steps.
+
+mod common;
+
+use common::{fixtures, floats, image_u16, load_options, max_abs_diff, read_json};
+use sdrt::{GenerateParams, Pipeline, RngKind, SchedulerKind};
+
+/// torch modules vs their ONNX export, as the other end-to-end parity tests.
+const LATENT_TOLERANCE: f32 = 1e-3;
+const IMAGE_TOLERANCE: f32 = 2e-4;
+
+#[test]
+fn latent_consistency_matches_diffusers() {
+    let doc = read_json("reference/lcm.json");
+    let mut pipeline = Pipeline::load_dir(fixtures().join("tiny-lcm"), &load_options()).unwrap();
+    assert_eq!(pipeline.default_scheduler(), SchedulerKind::Lcm, "the model's own sampler");
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() >= 4);
+    let mut failures = Vec::new();
+    for case in cases {
+        let name =
+            format!("{} steps guidance {} {}", case["steps"], case["guidance_scale"], case["rng"].as_str().unwrap());
+        let guidance = case["guidance_scale"].as_f64().unwrap() as f32;
+        // The embedding itself, as diffusers computed it.
+        let embedding = sdrt::guidance::guidance_scale_embedding(guidance, 32);
+        let embedding_err = max_abs_diff(&embedding, &floats(&case["w_embedding"]));
+        assert!(embedding_err < 1e-5, "{name}: embedding off by {embedding_err}");
+
+        let params = GenerateParams {
+            prompt: doc["prompt"].as_str().unwrap().into(),
+            // Ignored, as diffusers ignores it: no unconditional pass.
+            negative_prompt: "blurry".into(),
+            width: Some(64),
+            height: Some(64),
+            steps: case["steps"].as_u64().unwrap() as u32,
+            guidance_scale: guidance,
+            seed: doc["seed"].as_u64().unwrap(),
+            rng: RngKind::from_name(case["rng"].as_str().unwrap()).unwrap(),
+            ..GenerateParams::default()
+        };
+        let mut latents = Vec::new();
+        let image = pipeline
+            .generate_float(&params, &mut |p| {
+                latents = p.latents.to_vec();
+                true
+            })
+            .unwrap();
+        let latent_err = max_abs_diff(&latents, &floats(&case["final_latents"]));
+        let mut line = format!("{name:>32}: embedding {embedding_err:.1e}, latents {latent_err:.2e}");
+        if latent_err > LATENT_TOLERANCE {
+            failures.push(format!("{name}: latents off by {latent_err}"));
+        }
+        if let Some(pixels) = case.get("image_u16") {
+            let err = max_abs_diff(&image.data, &image_u16(pixels)) - 0.5 / 65535.0;
+            line += &format!(", image {err:.2e}");
+            if err > IMAGE_TOLERANCE {
+                failures.push(format!("{name}: image off by {err}"));
+            }
+        }
+        println!("{line}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
