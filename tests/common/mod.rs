@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: fixture paths and ONNX Runtime location.
 #![allow(dead_code)]
 
+pub mod shapes;
+
 use std::path::{Path, PathBuf};
 
 use sdrt::{LoadOptions, RuntimeOptions};
