@@ -118,13 +118,15 @@ fn default_model_draws_what_the_prompt_says() {
 #[ignore = "the whole grid: cargo test --release --test default_model -- --ignored"]
 fn full_grid() {
     let grid = caption_grid();
-    let mut mosaic = vec![0u8; 10 * 64 * 9 * 64 * 3];
+    // One row per shape colour; 15 columns: circle, square, triangle, each on the other five
+    // colours in palette order (the grid's own order).
+    let (columns, rows) = (15, grid.len() / 15);
+    let mut mosaic = vec![0u8; columns * 64 * rows * 64 * 3];
     let indices: Vec<usize> = (0..grid.len()).collect();
     let right = evaluate(&indices, |index, _, pixels| {
-        // 10 columns x 9 rows of 64 px tiles, in grid order.
-        let (row, col) = (index / 10, index % 10);
+        let (row, col) = (index / columns, index % columns);
         for y in 0..64 {
-            let start = ((row * 64 + y) * 640 + col * 64) * 3;
+            let start = ((row * 64 + y) * columns * 64 + col * 64) * 3;
             mosaic[start..start + 64 * 3].copy_from_slice(&pixels[y * 64 * 3..(y + 1) * 64 * 3]);
         }
     });
@@ -139,7 +141,7 @@ fn full_grid() {
         grid.len()
     );
     if let Some(path) = std::env::var_os("SDRT_GRID_PNG") {
-        let image = sdrt::Image::from_rgb8(640, 576, mosaic).unwrap();
+        let image = sdrt::Image::from_rgb8((columns * 64) as u32, (rows * 64) as u32, mosaic).unwrap();
         image.save_png(std::path::Path::new(&path)).unwrap();
         println!("wrote {}", std::path::Path::new(&path).display());
     }

@@ -50,9 +50,10 @@ fn decoded_previews_end_at_the_result() {
 
 #[test]
 fn approximate_previews_are_latent_sized_and_follow_the_steps() {
-    // (The tiny random fixture's VAE has no per-latent colour to find: even a linear map
-    // fitted to its own final image explains 15 % of it. Tracking is tested on the trained
-    // default model, whose VAE is a real one.)
+    // How closely they track the result depends on the VAE: nearly linear latent colours (the
+    // SD VAEs, where such maps are A1111's "cheap approximation") preview well. The tiny
+    // fixtures' VAEs are not such: even a map fitted to the tiny random fixture's own final
+    // image explains 15 % of it, and the small default model's VAE encodes colour nonlinearly.
     let mut pipeline = Pipeline::load_dir(tiny_model("optimum"), &load_options()).unwrap();
     let approximate = Some(PreviewOptions { every: 1, kind: PreviewKind::Approximate });
     let (seen, _) = run(&mut pipeline, approximate);

@@ -1,15 +1,16 @@
 //! The default model, compiled into the library so that a prompt alone makes an image.
 //!
-//! Until the trained default model lands, the tiny random-weight test model stands in: it
-//! exercises every layer but draws noise. Build without the `embedded-model` feature to
-//! leave it out (loading the default model then fails with a clear error).
+//! It is the tiny Stable Diffusion 1.x trained from nothing by scripts/default_model/train.py
+//! (coloured shapes on coloured backgrounds, 64x64; src/model/default/training.json records
+//! how). Build without the `embedded-model` feature to leave it out (loading the default model
+//! then fails with a clear error).
 
 /// Each file of the default model with its path relative to the model root.
 #[cfg(feature = "embedded-model")]
 pub(crate) fn files() -> &'static [(&'static str, &'static [u8])] {
     macro_rules! model_files {
         ($($name:literal),* $(,)?) => {
-            &[$(($name, include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-sd15/optimum/", $name)) as &[u8])),*]
+            &[$(($name, include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/model/default/", $name)) as &[u8])),*]
         };
     }
     model_files!(
