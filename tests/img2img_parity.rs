@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fixtures, floats, image_u16, load_options, max_abs_diff, read_json, tiny_model};
+use common::{compare_run, fixtures, load_options, read_json, tiny_model, Tolerance};
 use sdrt::scheduler::SamplerName;
 use sdrt::{Error, GenerateParams, Image, Pipeline, RngKind};
 use serde_json::Value;
@@ -69,19 +69,9 @@ fn img2img_matches_diffusers() {
                 true
             })
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let latent_err = max_abs_diff(&latents, &floats(&case["final_latents"]));
-        let mut line = format!("{name:>48}: {reports} steps, latents {latent_err:.2e}");
-        if latent_err > LATENT_TOLERANCE {
-            failures.push(format!("{name}: latents off by {latent_err}"));
-        }
-        if let Some(pixels) = case.get("image_u16") {
-            let err = max_abs_diff(&image.data, &image_u16(pixels)) - 0.5 / 65535.0;
-            line += &format!(", image {err:.2e}");
-            if err > IMAGE_TOLERANCE {
-                failures.push(format!("{name}: image off by {err}"));
-            }
-        }
-        println!("{line}");
+        let tolerance = Tolerance { latents: LATENT_TOLERANCE, image: IMAGE_TOLERANCE };
+        let errors = compare_run(&name, &latents, &image.data, case, tolerance, &mut failures);
+        println!("{name:>48}: {reports} steps, {errors}");
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }

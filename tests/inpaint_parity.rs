@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{fixtures, floats, image_u16, load_options, max_abs_diff, read_json, tiny_model};
+use common::{compare_run, fixtures, load_options, read_json, tiny_model, Tolerance};
 use sdrt::scheduler::SamplerName;
 use sdrt::{Error, GenerateParams, Image, Pipeline, RngKind};
 use serde_json::Value;
@@ -78,21 +78,9 @@ fn inpainting_matches_diffusers() {
                 true
             })
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let latent_err = max_abs_diff(&latents, &floats(&case["final_latents"]));
-        let mut line = format!("{name:>58}: latents {latent_err:.2e}");
-        let tolerance = if key.0 == "inpaint" { INPAINT_UNET_LATENT_TOLERANCE } else { LATENT_TOLERANCE };
-        if latent_err > tolerance {
-            failures.push(format!("{name}: latents off by {latent_err}"));
-        }
-        if let Some(pixels) = case.get("image_u16") {
-            // The reference image is quantized to 1/65535.
-            let err = max_abs_diff(&image.data, &image_u16(pixels)) - 0.5 / 65535.0;
-            line += &format!(", image {err:.2e}");
-            if err > IMAGE_TOLERANCE {
-                failures.push(format!("{name}: image off by {err}"));
-            }
-        }
-        println!("{line}");
+        let latents_tolerance = if key.0 == "inpaint" { INPAINT_UNET_LATENT_TOLERANCE } else { LATENT_TOLERANCE };
+        let tolerance = Tolerance { latents: latents_tolerance, image: IMAGE_TOLERANCE };
+        println!("{name:>58}: {}", compare_run(&name, &latents, &image.data, case, tolerance, &mut failures));
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }

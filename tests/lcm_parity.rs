@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixtures, floats, image_u16, load_options, max_abs_diff, read_json};
+use common::{compare_run, fixtures, floats, load_options, max_abs_diff, read_json, Tolerance};
 use sdrt::{GenerateParams, Pipeline, RngKind, SchedulerKind};
 
 /// torch modules vs their ONNX export, as the other end-to-end parity tests.
@@ -47,19 +47,9 @@ fn latent_consistency_matches_diffusers() {
                 true
             })
             .unwrap();
-        let latent_err = max_abs_diff(&latents, &floats(&case["final_latents"]));
-        let mut line = format!("{name:>32}: embedding {embedding_err:.1e}, latents {latent_err:.2e}");
-        if latent_err > LATENT_TOLERANCE {
-            failures.push(format!("{name}: latents off by {latent_err}"));
-        }
-        if let Some(pixels) = case.get("image_u16") {
-            let err = max_abs_diff(&image.data, &image_u16(pixels)) - 0.5 / 65535.0;
-            line += &format!(", image {err:.2e}");
-            if err > IMAGE_TOLERANCE {
-                failures.push(format!("{name}: image off by {err}"));
-            }
-        }
-        println!("{line}");
+        let tolerance = Tolerance { latents: LATENT_TOLERANCE, image: IMAGE_TOLERANCE };
+        let errors = compare_run(&name, &latents, &image.data, case, tolerance, &mut failures);
+        println!("{name:>32}: embedding {embedding_err:.1e}, {errors}");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -6,6 +6,7 @@ mod conditioning;
 mod inpaint;
 mod params;
 mod preview;
+mod start;
 
 pub use params::{CancelHandle, GenerateParams, LoadOptions, StepProgress, WarningSink};
 pub use preview::{PreviewKind, PreviewOptions};
@@ -17,6 +18,7 @@ use components::{LatentDistribution, TextEncoder, Unet, UnetConfig, VaeDecoder, 
 use conditioning::Conditioning;
 use inpaint::InpaintMask;
 use preview::LatentToRgb;
+use start::SourceImage;
 
 use crate::error::{Error, Result};
 use crate::guidance;
@@ -79,16 +81,6 @@ impl Timings {
     pub fn onnx_runtime(&self) -> Duration {
         self.text_encoder + self.unet + self.vae_decoder + self.vae_encoder
     }
-}
-
-/// What image-to-image and inpainting start from, encoded once per call.
-struct SourceImage {
-    /// The init image's latent distribution, when the run needs its latents.
-    image: Option<LatentDistribution>,
-    /// Inpainting's mask.
-    mask: Option<InpaintMask>,
-    /// The masked image's latent distribution, for an inpainting UNet.
-    masked: Option<LatentDistribution>,
 }
 
 /// A decoded image as floats in [0, 1], interleaved RGB, before 8-bit quantization.
@@ -286,75 +278,16 @@ impl Pipeline {
 
         // Image-to-image and inpainting inputs, encoded once for the batch.
         let source = self.prepare_source(params, width, height)?;
-        // Each image's draws in diffusers' order: the init image's latent sample, the noise,
-        // then the masked image's latent sample (inpainting).
-        let scaling = self.info.vae_scaling_factor;
-        let mut init_latents = Vec::new();
-        if let Some(distribution) = source.as_ref().and_then(|s| s.image.as_ref()) {
-            for rng in &mut rngs {
-                init_latents
-                    .push(distribution.sample(rng.as_mut()).into_iter().map(|v| scaling * v).collect::<Vec<_>>());
-            }
-        }
-        let noise = match &params.initial_noise {
-            Some(noise) if noise.len() != images * latent_len => {
-                return Err(Error::InvalidArgument(format!(
-                    "initial noise has {} values; {images} image(s) of {width}x{height} need {}",
-                    noise.len(),
-                    images * latent_len
-                )))
-            }
-            Some(noise) => noise.clone(),
-            None => {
-                let mut noise = vec![0.0f32; images * latent_len];
-                for (chunk, rng) in noise.chunks_exact_mut(latent_len).zip(&mut rngs) {
-                    rng.fill_standard_normal(chunk);
-                }
-                noise
-            }
-        };
-        let mut masked_latents = Vec::new();
-        if let Some(source) = source.as_ref().filter(|s| s.mask.is_some()) {
-            let mut unused = vec![0.0f32; latent_len];
-            for rng in &mut rngs {
-                match &source.masked {
-                    Some(masked) => masked_latents.extend(masked.sample(rng.as_mut()).into_iter().map(|v| scaling * v)),
-                    // A regular UNet never sees the masked image; diffusers samples its latents
-                    // all the same, and later draws (ancestral samplers) come after that one.
-                    None if source.image.as_ref().is_some_and(LatentDistribution::is_sampled) => {
-                        rng.fill_standard_normal(&mut unused)
-                    }
-                    None => {}
-                }
-            }
-        }
+        let draws = start::draw(
+            source.as_ref(),
+            &mut rngs,
+            params.initial_noise.as_deref(),
+            latent_len,
+            self.info.vae_scaling_factor,
+        )?;
+        let (mut latents, begin) =
+            start::first_latents(source.as_ref(), &draws, &mut samplers, steps, params.strength)?;
         let mask = source.as_ref().and_then(|s| s.mask.as_ref());
-
-        // Text-to-image and inpainting at strength 1 start from the scaled noise; the others
-        // from the image's latents noised to the first timestep they run.
-        let begin = match &source {
-            Some(_) => scheduler::img2img_start(samplers[0].as_ref(), steps, params.strength)?,
-            None => 0,
-        };
-        let mut latents = vec![0.0f32; noise.len()];
-        if source.is_none() || (mask.is_some() && params.strength == 1.0) {
-            let sigma = samplers[0].init_noise_sigma();
-            latents.iter_mut().zip(&noise).for_each(|(x, &n)| *x = n * sigma);
-        } else {
-            for (((sampler, image), noise), out) in samplers
-                .iter()
-                .zip(&init_latents)
-                .zip(noise.chunks_exact(latent_len))
-                .zip(latents.chunks_exact_mut(latent_len))
-            {
-                sampler.add_noise(image, noise, begin, out)?;
-            }
-        }
-        if source.is_some() {
-            for sampler in &mut samplers {
-                sampler.set_begin_index(begin)?;
-            }
-        }
 
         // Buffers reused by every step.
         let passes = prompts.len();
@@ -379,7 +312,7 @@ impl Pipeline {
                         let (m, masked) = rest.split_at_mut(plane);
                         x.copy_from_slice(&scaled[image * latent_len..][..latent_len]);
                         m.copy_from_slice(mask.latent());
-                        masked.copy_from_slice(&masked_latents[image * latent_len..][..latent_len]);
+                        masked.copy_from_slice(&draws.masked_latents[image * latent_len..][..latent_len]);
                     }
                 }
                 _ => {
@@ -414,11 +347,11 @@ impl Pipeline {
             // next step's level (itself after the last step).
             if let (Some(mask), LATENT_CHANNELS) = (mask, in_channels) {
                 for (i, item) in latents.chunks_exact_mut(latent_len).enumerate() {
-                    let original = &init_latents[i];
+                    let original = &draws.init_latents[i];
                     if index + 1 < timesteps.len() {
                         samplers[i].add_noise(
                             original,
-                            &noise[i * latent_len..][..latent_len],
+                            &draws.noise[i * latent_len..][..latent_len],
                             index + 1,
                             &mut known,
                         )?;

@@ -61,6 +61,39 @@ pub fn image_u16(value: &serde_json::Value) -> Vec<f32> {
     value.as_array().expect("array of integers").iter().map(|v| (v.as_u64().unwrap() as f64 / 65535.0) as f32).collect()
 }
 
+/// Tolerances of an end-to-end comparison with a diffusers run.
+pub struct Tolerance {
+    pub latents: f32,
+    pub image: f32,
+}
+
+/// Compares a run's final latents and image (floats in [0, 1]) with a reference case's
+/// `final_latents` and, when recorded, `image_u16`; records what is out of tolerance in
+/// `failures` and returns the measured errors as text.
+pub fn compare_run(
+    name: &str,
+    latents: &[f32],
+    image: &[f32],
+    case: &serde_json::Value,
+    tolerance: Tolerance,
+    failures: &mut Vec<String>,
+) -> String {
+    let latent_err = max_abs_diff(latents, &floats(&case["final_latents"]));
+    let mut line = format!("latents {latent_err:.2e}");
+    if latent_err > tolerance.latents {
+        failures.push(format!("{name}: latents off by {latent_err}"));
+    }
+    if let Some(pixels) = case.get("image_u16") {
+        // The reference image is quantized to 1/65535.
+        let err = max_abs_diff(image, &image_u16(pixels)) - 0.5 / 65535.0;
+        line += &format!(", image {err:.2e}");
+        if err > tolerance.image {
+            failures.push(format!("{name}: image off by {err}"));
+        }
+    }
+    line
+}
+
 /// A fresh temporary directory, removed when dropped.
 pub struct TempDir(pub PathBuf);
 
