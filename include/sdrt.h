@@ -296,6 +296,11 @@ typedef struct sdrt_generate_params {
   sdrt_preview_kind preview_kind;
   sdrt_preview_callback preview_callback;
   void *preview_user_data;
+  /**
+   * Final text-encoder layers to skip (default 0). AUTOMATIC1111's "Clip skip 2" is 1 here
+   * (diffusers' numbering). Needs a text encoder exported with its per-layer outputs.
+   */
+  uint32_t clip_skip;
 } sdrt_generate_params;
 
 #define SDRT_PROVIDER_CPU 0

@@ -4,7 +4,7 @@
 # the fp16 copy (tests/fixtures/tiny-sd15-fp16, make_fp16_fixture.py), the inpainting and
 # latent-consistency fixtures (tests/fixtures/tiny-sd15-inpaint, tiny-lcm) and the SD 2.x-style,
 # image-to-image, inpainting, LCM and every-sampler end-to-end references (sd2_style_refs.py,
-# img2img_refs.py, inpaint_refs.py, lcm_refs.py, sampler_pipeline_refs.py).
+# img2img_refs.py, inpaint_refs.py, lcm_refs.py, sdxl_refs.py, sampler_pipeline_refs.py).
 # CPU only, offline (no Hugging Face hub), deterministic: a rerun gives identical files.
 #
 # Usage: scripts/make_fixtures.sh [ARGS for make_tiny_sd.py]
@@ -52,4 +52,5 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 "$python" "$root/scripts/fixtures/img2img_refs.py" --repo-root "$root"
 "$python" "$root/scripts/fixtures/inpaint_refs.py" --repo-root "$root"
 "$python" "$root/scripts/fixtures/lcm_refs.py" --repo-root "$root"
+"$python" "$root/scripts/fixtures/sdxl_refs.py" --repo-root "$root"
 exec "$python" "$root/scripts/fixtures/sampler_pipeline_refs.py" --repo-root "$root"

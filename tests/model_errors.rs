@@ -67,7 +67,7 @@ fn missing_model_index_and_corrupt_json_are_reported() {
 }
 
 #[test]
-fn sdxl_and_unknown_pipelines_are_unsupported_not_guessed() {
+fn sdxl_refiners_and_unknown_pipelines_are_unsupported_not_guessed() {
     let tmp = damaged_copy("sdxl");
     let index = tmp.0.join("model_index.json");
     std::fs::write(&index, br#"{"_class_name": "StableDiffusionXLPipeline", "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}"#).unwrap();

@@ -72,7 +72,7 @@ fn conditioning_matches_a1111() {
     let mut worst = 0.0f32;
     for case in cases().iter().filter(|c| c.get("error").is_none()) {
         let (name, prompt) = (case["name"].as_str().unwrap(), case["prompt"].as_str().unwrap());
-        let got = pipeline.text_embeddings(prompt, PromptSyntax::Weighted).unwrap();
+        let got = pipeline.text_embeddings(prompt, PromptSyntax::Weighted, 0).unwrap();
         let shape: Vec<usize> =
             case["cond_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
         assert_eq!([got.tokens, got.hidden], [shape[0], shape[1]], "{name}: shape");
@@ -92,17 +92,17 @@ fn plain_prompts_are_the_same_in_both_syntaxes() {
     let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
     let prompt = "a red circle on a blue background";
     assert_eq!(
-        pipeline.text_embeddings(prompt, PromptSyntax::Weighted).unwrap(),
-        pipeline.text_embeddings(prompt, PromptSyntax::Plain).unwrap()
+        pipeline.text_embeddings(prompt, PromptSyntax::Weighted, 0).unwrap(),
+        pipeline.text_embeddings(prompt, PromptSyntax::Plain, 0).unwrap()
     );
     let bracketed = "a (red:1.5) circle";
-    let plain = pipeline.text_embeddings(bracketed, PromptSyntax::Plain).unwrap();
-    let weighted = pipeline.text_embeddings(bracketed, PromptSyntax::Weighted).unwrap();
+    let plain = pipeline.text_embeddings(bracketed, PromptSyntax::Plain, 0).unwrap();
+    let weighted = pipeline.text_embeddings(bracketed, PromptSyntax::Weighted, 0).unwrap();
     assert_eq!(plain.tokens, 77);
     assert_ne!(plain, weighted);
     let long = "red, ".repeat(60);
-    assert_eq!(pipeline.text_embeddings(&long, PromptSyntax::Plain).unwrap().tokens, 77);
-    assert_eq!(pipeline.text_embeddings(&long, PromptSyntax::Weighted).unwrap().tokens, 2 * 77);
+    assert_eq!(pipeline.text_embeddings(&long, PromptSyntax::Plain, 0).unwrap().tokens, 77);
+    assert_eq!(pipeline.text_embeddings(&long, PromptSyntax::Weighted, 0).unwrap().tokens, 2 * 77);
 }
 
 /// A long prompt with a short negative prompt: the two halves of guidance have different

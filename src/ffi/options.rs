@@ -224,6 +224,9 @@ pub struct sdrt_generate_params {
     pub preview_kind: sdrt_preview_kind,
     pub preview_callback: sdrt_preview_callback,
     pub preview_user_data: *mut c_void,
+    /// Final text-encoder layers to skip (default 0). AUTOMATIC1111's "Clip skip 2" is 1 here
+    /// (diffusers' numbering). Needs a text encoder exported with its per-layer outputs.
+    pub clip_skip: u32,
 }
 
 /// Fills `options` with the defaults (CPU, fall back to CPU, all graph optimizations).
@@ -278,6 +281,7 @@ pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_pa
             preview_kind: SDRT_PREVIEW_APPROXIMATE,
             preview_callback: None,
             preview_user_data: std::ptr::null_mut(),
+            clip_skip: defaults.clip_skip,
         };
     }
 }

@@ -235,6 +235,7 @@ fn to_generate_params(c: &sdrt_generate_params) -> Result<GenerateParams, Failur
         width: nonzero(c.width),
         height: nonzero(c.height),
         steps: c.steps,
+        clip_skip: c.clip_skip,
         guidance_scale: c.guidance_scale,
         guidance_rescale: c.guidance_rescale,
         seed: c.seed,

@@ -23,6 +23,17 @@ pub enum ExportLayout {
     Optimum,
 }
 
+/// The model families sdrt runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelFamily {
+    /// Stable Diffusion 1.x and 2.x (and their distillations: SD-Turbo, LCM): one CLIP text
+    /// encoder whose last layer the UNet attends to.
+    StableDiffusion,
+    /// Stable Diffusion XL (and SDXL-Turbo): two text encoders whose penultimate layers are
+    /// concatenated, a pooled text embedding and size conditioning (`time_ids`).
+    StableDiffusionXl,
+}
+
 /// What sdrt knows about a model directory before any graph is loaded.
 #[derive(Clone, Debug)]
 pub struct ModelInfo {
@@ -30,6 +41,10 @@ pub struct ModelInfo {
     pub layout: ExportLayout,
     /// `_class_name` from model_index.json.
     pub pipeline_class: String,
+    pub family: ModelFamily,
+    /// SDXL: with no negative prompt, the unconditional states are zeros instead of the
+    /// encoded empty prompt (`force_zeros_for_empty_prompt` in model_index.json, default true).
+    pub force_zeros_for_empty_prompt: bool,
     pub scheduler_config: SchedulerConfig,
     /// Latents are divided by this before decoding (`scaling_factor` in the VAE config).
     pub vae_scaling_factor: f32,
@@ -71,11 +86,21 @@ const SUPPORTED_PIPELINES: &[&str] = &[
     "ORTLatentConsistencyModelPipeline",
 ];
 
+/// SDXL pipelines sdrt runs (text-to-image and image-to-image with both text encoders).
+const SDXL_PIPELINES: &[&str] = &[
+    "StableDiffusionXLPipeline",
+    "ORTStableDiffusionXLPipeline",
+    "StableDiffusionXLImg2ImgPipeline",
+    "ORTStableDiffusionXLImg2ImgPipeline",
+];
+
 impl ModelInfo {
     pub fn read(source: ModelSource) -> Result<Self> {
         let index = source.read_json("model_index.json")?;
         let pipeline_class = index.get("_class_name").and_then(Value::as_str).unwrap_or_default().to_string();
-        check_supported(&source, &index, &pipeline_class)?;
+        let family = check_supported(&source, &index, &pipeline_class)?;
+        let force_zeros_for_empty_prompt = family == ModelFamily::StableDiffusionXl
+            && index.get("force_zeros_for_empty_prompt").and_then(Value::as_bool).unwrap_or(true);
 
         let scheduler_text = source.read_text("scheduler/scheduler_config.json")?;
         let mut scheduler_config = SchedulerConfig::from_json(&scheduler_text)
@@ -115,6 +140,8 @@ impl ModelInfo {
             source,
             layout,
             pipeline_class,
+            family,
+            force_zeros_for_empty_prompt,
             scheduler_config,
             vae_scaling_factor,
             vae_scale_factor,
@@ -125,22 +152,39 @@ impl ModelInfo {
     }
 }
 
-fn check_supported(source: &ModelSource, index: &Value, class: &str) -> Result<()> {
-    let has = |component: &str| index.get(component).is_some_and(|v| !v.is_null());
-    if has("text_encoder_2") || class.contains("XL") {
-        return Err(Error::UnsupportedModel(format!("{class}: SDXL models are not supported yet")));
-    }
-    if !SUPPORTED_PIPELINES.contains(&class) {
+fn check_supported(source: &ModelSource, index: &Value, class: &str) -> Result<ModelFamily> {
+    let has = |component: &str| index.get(component).is_some_and(|v| v.get(0).is_some_and(|v| !v.is_null()));
+    let index_path = source.path_of("model_index.json");
+    let (family, components): (_, &[&str]) = if SDXL_PIPELINES.contains(&class) {
+        if !has("text_encoder") {
+            return Err(Error::UnsupportedModel(format!(
+                "{}: an SDXL model without `text_encoder` (the refiner, conditioned on aesthetic scores) is not supported yet",
+                index_path.display()
+            )));
+        }
+        if index.get("requires_aesthetics_score").and_then(Value::as_bool) == Some(true) {
+            return Err(Error::UnsupportedModel(format!(
+                "{}: SDXL with aesthetic-score conditioning (requires_aesthetics_score) is not supported yet",
+                index_path.display()
+            )));
+        }
+        let components = &["text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "unet", "vae_decoder"];
+        (ModelFamily::StableDiffusionXl, components)
+    } else if SUPPORTED_PIPELINES.contains(&class) {
+        (ModelFamily::StableDiffusion, &["text_encoder", "tokenizer", "unet", "vae_decoder"])
+    } else {
         let what = if class.is_empty() { "(no _class_name)".to_string() } else { class.to_string() };
+        let hint = if class.contains("XL") { " (sdrt runs SDXL text-to-image and image-to-image)" } else { "" };
         return Err(Error::UnsupportedModel(format!(
-            "{}: pipeline {what} is not a Stable Diffusion 1.x/2.x pipeline (text-to-image, image-to-image or inpainting)",
-            source.path_of("model_index.json").display()
+            "{}: pipeline {what} is not a Stable Diffusion 1.x/2.x/XL pipeline sdrt runs (text-to-image, \
+             image-to-image or inpainting){hint}",
+            index_path.display()
         )));
-    }
-    for component in ["text_encoder", "unet", "vae_decoder", "tokenizer"] {
+    };
+    for component in components {
         if !source.exists(&format!("{component}/")) {
             return Err(Error::invalid_model(source.path_of(component), "missing component"));
         }
     }
-    Ok(())
+    Ok(family)
 }

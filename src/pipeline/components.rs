@@ -2,19 +2,51 @@
 //! sdrt needs when it is loaded, so a wrong file fails at load time with its name.
 
 use super::conditioning::Conditioning;
+use super::layer_norm::FinalLayerNorm;
 use super::LATENT_CHANNELS;
 use crate::error::{Error, Result};
 use crate::runtime::{ElementType, InputValue, OnnxModel};
 
-/// CLIP text encoder: token ids -> per-token hidden states.
+/// Which layer of a CLIP text encoder the UNet attends to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TextLayer {
+    /// `last_hidden_state`: the last layer after the final layer norm (SD 1.x/2.x).
+    Last,
+    /// The layer `skip` before the last, through the final layer norm (SD 1.x/2.x clip skip,
+    /// as diffusers and AUTOMATIC1111 apply it).
+    Skipped(usize),
+    /// `hidden_states[N - from_end]` as it is, without the final norm (SDXL reads the
+    /// penultimate layer: `from_end` = clip skip + 1).
+    Raw { from_end: usize },
+}
+
+/// What one text encoder call gives: per-token states and, for encoders with a projection
+/// (SDXL's `text_encoder_2`), the pooled embedding of each sequence.
+pub(crate) struct EncodedText {
+    /// [sequences, tokens, hidden] row-major.
+    pub states: Vec<f32>,
+    /// [sequences, pooled_dim]; empty when the encoder has no `text_embeds` output.
+    pub pooled: Vec<f32>,
+}
+
+/// CLIP text encoder: token ids -> per-token hidden states (and a pooled embedding).
 pub(crate) struct TextEncoder {
     model: OnnxModel,
     /// Fixed batch size of the graph, if it has one (then prompts are encoded one at a time).
     fixed_batch: Option<i64>,
+    /// Output index of the normalized last layer (`last_hidden_state`, else the first output).
+    last: usize,
+    /// Output indices of `hidden_states.0` ..= `hidden_states.N` (embeddings, then every layer
+    /// before the final norm), when the export has them.
+    hidden_states: Vec<usize>,
+    /// Output index of `text_embeds`, the projected pooled state (CLIPTextModelWithProjection).
+    pooled: Option<usize>,
+    /// The final layer norm's epsilon (text_encoder/config.json, CLIP's 1e-5 by default).
+    layer_norm_eps: f64,
 }
 
 impl TextEncoder {
-    pub fn new(model: OnnxModel) -> Result<Self> {
+    pub fn new(model: OnnxModel, layer_norm_eps: Option<f64>) -> Result<Self> {
         let ids = model.require_input("input_ids", "token ids, int32 or int64, [batch, sequence]")?;
         if !matches!(ids.element_type, ElementType::I32 | ElementType::I64) || ids.rank() != 2 {
             return Err(Error::invalid_model(
@@ -23,36 +55,109 @@ impl TextEncoder {
             ));
         }
         let fixed_batch = ids.fixed_dim(0);
-        let hidden =
-            model.outputs().first().ok_or_else(|| Error::invalid_model(model.path(), "graph has no outputs"))?;
-        if hidden.rank() != 3 {
+        let outputs = model.outputs();
+        let last = outputs
+            .iter()
+            .position(|o| o.name == "last_hidden_state")
+            .or_else(|| outputs.iter().position(|o| o.rank() == 3))
+            .ok_or_else(|| Error::invalid_model(model.path(), "no [batch, sequence, hidden] states output"))?;
+        let mut hidden_states = Vec::new();
+        while let Some(index) = outputs.iter().position(|o| o.name == format!("hidden_states.{}", hidden_states.len()))
+        {
+            hidden_states.push(index);
+        }
+        let pooled = outputs.iter().position(|o| o.name == "text_embeds" && o.rank() == 2);
+        if let Some(bad) = [Some(last)]
+            .into_iter()
+            .chain(hidden_states.iter().map(|&i| Some(i)))
+            .flatten()
+            .find(|&i| outputs[i].rank() != 3)
+        {
             return Err(Error::invalid_model(
                 model.path(),
-                "first output must be the [batch, sequence, hidden] states",
+                format!("output `{}` must be [batch, sequence, hidden] states", outputs[bad].name),
             ));
         }
-        Ok(TextEncoder { model, fixed_batch })
+        Ok(TextEncoder {
+            model,
+            fixed_batch,
+            last,
+            hidden_states,
+            pooled,
+            layer_norm_eps: layer_norm_eps.unwrap_or(1e-5),
+        })
     }
 
     pub fn take_run_time(&mut self) -> std::time::Duration {
         self.model.take_run_time()
     }
 
-    /// Encodes `prompts` (each `seq_len` ids) and returns their hidden states concatenated.
-    pub fn encode(&mut self, ids: &[i64], seq_len: usize) -> Result<Vec<f32>> {
+    /// Whether the encoder gives a pooled embedding (`text_embeds`).
+    pub fn has_pooled(&self) -> bool {
+        self.pooled.is_some()
+    }
+
+    /// Encodes sequences of `seq_len` ids and returns the states of `layer`, concatenated.
+    pub fn encode(&mut self, ids: &[i64], seq_len: usize, layer: TextLayer) -> Result<EncodedText> {
+        let chosen = self.layer_output(layer)?;
         let batch = ids.len() / seq_len;
         let chunk = match self.fixed_batch {
             Some(n) if n as usize != batch => 1,
             _ => batch,
         };
-        let mut states = Vec::new();
+        let mut encoded = EncodedText { states: Vec::new(), pooled: Vec::new() };
         for part in ids.chunks(chunk * seq_len) {
             let shape = vec![(part.len() / seq_len) as i64, seq_len as i64];
             let out = self.model.run(&[("input_ids", InputValue::Int { shape, data: part })])?;
-            let (_, data) = out.float(0)?;
-            states.extend_from_slice(&data);
+            let (shape, data) = out.float(chosen)?;
+            match layer {
+                TextLayer::Skipped(_) => {
+                    // The graph gives the final norm's output only for the last layer: recover
+                    // the norm's gain and bias from that pair, then apply it to the skipped layer.
+                    let hidden = *shape.last().unwrap_or(&1) as usize;
+                    let last_raw = *self.hidden_states.last().expect("checked by layer_output");
+                    let norm = FinalLayerNorm::fit(
+                        &out.float(last_raw)?.1,
+                        &out.float(self.last)?.1,
+                        hidden,
+                        self.layer_norm_eps,
+                    )
+                    .map_err(|reason| Error::invalid_model(out.path(), reason))?;
+                    let mut states = data.into_owned();
+                    norm.apply(&mut states);
+                    encoded.states.extend_from_slice(&states);
+                }
+                _ => encoded.states.extend_from_slice(&data),
+            }
+            if let Some(pooled) = self.pooled {
+                encoded.pooled.extend_from_slice(&out.float(pooled)?.1);
+            }
         }
-        Ok(states)
+        Ok(encoded)
+    }
+
+    /// The output index that holds `layer`.
+    fn layer_output(&self, layer: TextLayer) -> Result<usize> {
+        let from_end = match layer {
+            TextLayer::Last => return Ok(self.last),
+            TextLayer::Skipped(skip) => skip,
+            TextLayer::Raw { from_end } => from_end,
+        };
+        if self.hidden_states.is_empty() {
+            return Err(Error::UnsupportedModel(format!(
+                "{}: clip skip needs the text encoder's per-layer outputs (`hidden_states.0` .. \
+                 `hidden_states.N`), which this export lacks; optimum exports them for SDXL, and for \
+                 SD 1.x/2.x when text_encoder/config.json says \"output_hidden_states\": true",
+                self.model.path().display()
+            )));
+        }
+        let layers = self.hidden_states.len() - 1;
+        if from_end > layers {
+            return Err(Error::InvalidArgument(format!(
+                "clip skip reaches {from_end} layers back, but the text encoder has {layers} layers"
+            )));
+        }
+        Ok(self.hidden_states[layers - from_end])
     }
 }
 
@@ -72,6 +177,10 @@ pub(crate) struct Unet {
     timestep_cond_dim: Option<usize>,
     /// `timestep_cond` repeated for every item of a call.
     timestep_cond: Vec<f32>,
+    /// SDXL's extra conditioning: the UNet takes `text_embeds` (the pooled prompt) and
+    /// `time_ids` (size and crop conditioning, the same for every item).
+    sdxl: bool,
+    time_ids: Vec<f32>,
     /// Predictions of a UNet whose batch is fixed at 1, gathered call by call.
     gathered: Vec<f32>,
 }
@@ -119,12 +228,17 @@ impl Unet {
             }
             Some(_) => return Err(Error::invalid_model(model.path(), "`timestep_cond` must have rank 2")),
         };
-        // Inputs of families sdrt does not run yet (SDXL's text_embeds/time_ids).
-        if let Some(extra) = model
-            .inputs()
-            .iter()
-            .find(|i| !matches!(i.name.as_str(), "sample" | "timestep" | "encoder_hidden_states" | "timestep_cond"))
-        {
+        let sdxl = model.input("text_embeds").is_some() || model.input("time_ids").is_some();
+        if sdxl {
+            for name in ["text_embeds", "time_ids"] {
+                if model.require_input(name, "SDXL conditioning [batch, features]")?.rank() != 2 {
+                    return Err(Error::invalid_model(model.path(), format!("`{name}` must have rank 2")));
+                }
+            }
+        }
+        // Inputs of families sdrt does not run yet.
+        let known = ["sample", "timestep", "encoder_hidden_states", "timestep_cond", "text_embeds", "time_ids"];
+        if let Some(extra) = model.inputs().iter().find(|i| !known.contains(&i.name.as_str())) {
             return Err(Error::UnsupportedModel(format!(
                 "{}: UNet input `{}` belongs to a model family sdrt does not run yet",
                 model.path().display(),
@@ -139,6 +253,8 @@ impl Unet {
             max_tokens,
             timestep_cond_dim,
             timestep_cond: Vec::new(),
+            sdxl,
+            time_ids: Vec::new(),
             gathered: Vec::new(),
         })
     }
@@ -160,6 +276,17 @@ impl Unet {
     /// Sets the guidance embedding fed with every item (`timestep_cond_dim` values).
     pub fn set_timestep_cond(&mut self, embedding: &[f32]) {
         self.timestep_cond = embedding.to_vec();
+    }
+
+    /// Whether the UNet takes SDXL's pooled text embedding and `time_ids`.
+    pub fn takes_sdxl_conditioning(&self) -> bool {
+        self.sdxl
+    }
+
+    /// Sets SDXL's size conditioning fed with every item: [original height, original width,
+    /// crop top, crop left, target height, target width].
+    pub fn set_time_ids(&mut self, time_ids: [f32; 6]) {
+        self.time_ids = time_ids.to_vec();
     }
 
     /// Whether the unconditional and conditional halves can go through in one call.
@@ -204,6 +331,13 @@ impl Unet {
             )));
         }
         let timestep_cond = self.timestep_cond.repeat(chunk);
+        if self.sdxl && (text.pooled_dim == 0 || self.time_ids.is_empty()) {
+            return Err(Error::InvalidArgument(
+                "this UNet is SDXL's: it needs the pooled text embedding (text_encoder_2's `text_embeds`) and time_ids"
+                    .into(),
+            ));
+        }
+        let time_ids = self.time_ids.repeat(chunk);
         if chunk < batch {
             self.gathered.clear();
         }
@@ -225,6 +359,13 @@ impl Unet {
             if cond_dim > 0 {
                 let data = &timestep_cond[..n * cond_dim];
                 inputs.push(("timestep_cond", InputValue::Float { shape: vec![n as i64, cond_dim as i64], data }));
+            }
+            if self.sdxl {
+                let pooled = if chunk == batch { &text.pooled[..] } else { text.pooled(i) };
+                let pooled_shape = vec![n as i64, text.pooled_dim as i64];
+                inputs.push(("text_embeds", InputValue::Float { shape: pooled_shape, data: pooled }));
+                let data = &time_ids[..n * 6];
+                inputs.push(("time_ids", InputValue::Float { shape: vec![n as i64, 6], data }));
             }
             let output = self.model.run(&inputs)?;
             let (_, prediction) = output.float(0)?;

@@ -4,6 +4,7 @@
 mod components;
 mod conditioning;
 mod inpaint;
+mod layer_norm;
 mod params;
 mod preview;
 mod start;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use components::{LatentDistribution, TextEncoder, Unet, UnetConfig, VaeDecoder, VaeEncoder};
-use conditioning::Conditioning;
+use conditioning::{Conditioning, TextStack};
 use inpaint::InpaintMask;
 use preview::LatentToRgb;
 use start::SourceImage;
@@ -23,10 +24,11 @@ use start::SourceImage;
 use crate::error::{Error, Result};
 use crate::guidance;
 use crate::image::Image;
-use crate::model::{ModelInfo, ModelSource};
+use crate::model::{ModelFamily, ModelInfo, ModelSource};
 use crate::runtime::{Interrupt, OnnxModel};
 use crate::scheduler::{self, SchedulerKind};
 use crate::tokenizer::{ClipTokenizer, PromptSyntax};
+use serde_json::Value;
 
 /// Latent channels of Stable Diffusion 1.x/2.x.
 pub(crate) const LATENT_CHANNELS: usize = 4;
@@ -39,8 +41,7 @@ const MAX_BATCH: u32 = 64;
 /// A loaded Stable Diffusion pipeline. Keep it and call [`Pipeline::generate`] many times.
 pub struct Pipeline {
     info: ModelInfo,
-    tokenizer: ClipTokenizer,
-    text_encoder: TextEncoder,
+    text: TextStack,
     unet: Unet,
     vae_decoder: VaeDecoder,
     /// Loaded on the first image-to-image call (text-to-image never needs it).
@@ -63,6 +64,8 @@ pub struct TextEmbeddings {
     pub data: Vec<f32>,
     pub tokens: usize,
     pub hidden: usize,
+    /// SDXL's pooled prompt embedding (`text_encoder_2`'s `text_embeds`); empty for SD 1.x/2.x.
+    pub pooled: Vec<f32>,
 }
 
 /// Where the time of the last generation went.
@@ -113,10 +116,29 @@ impl Pipeline {
                 warnings.push(message);
             }
         };
-        let tokenizer = ClipTokenizer::from_files(&info.source.folder("tokenizer"))?;
         let interrupt = Arc::new(Interrupt::new(&options.runtime)?);
         let mut load = |component: &str| load_graph(&info.source, component, options, &interrupt, &mut warn);
-        let text_encoder = TextEncoder::new(load("text_encoder")?)?;
+        let pairs: &[(&str, &str)] = match info.family {
+            ModelFamily::StableDiffusion => &[("tokenizer", "text_encoder")],
+            ModelFamily::StableDiffusionXl => &[("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")],
+        };
+        let mut encoders = Vec::with_capacity(pairs.len());
+        for &(tokenizer, encoder) in pairs {
+            let eps = info
+                .source
+                .read_optional_json(&format!("{encoder}/config.json"))?
+                .and_then(|config| config.get("layer_norm_eps").and_then(Value::as_f64));
+            encoders.push((
+                ClipTokenizer::from_files(&info.source.folder(tokenizer))?,
+                TextEncoder::new(load(encoder)?, eps)?,
+            ));
+        }
+        if info.family == ModelFamily::StableDiffusionXl && !encoders[1].1.has_pooled() {
+            return Err(Error::invalid_model(
+                info.source.path_of("text_encoder_2/model.onnx"),
+                "SDXL's second text encoder must give the pooled embedding (`text_embeds`)",
+            ));
+        }
         let unet = Unet::new(
             load("unet")?,
             UnetConfig {
@@ -140,8 +162,7 @@ impl Pipeline {
         Ok(Pipeline {
             default_size: (side, side),
             info,
-            tokenizer,
-            text_encoder,
+            text: TextStack { encoders },
             unet,
             vae_decoder,
             vae_encoder: None,
@@ -169,10 +190,11 @@ impl Pipeline {
     }
 
     /// The text encoder states the UNet would attend to for `prompt`: [tokens, hidden] row-major,
-    /// `tokens` a multiple of the tokenizer's 77, with emphasis weights applied.
-    pub fn text_embeddings(&mut self, prompt: &str, syntax: PromptSyntax) -> Result<TextEmbeddings> {
-        let text = Conditioning::encode(&self.tokenizer, &mut self.text_encoder, &[prompt], syntax)?;
-        Ok(TextEmbeddings { tokens: text.tokens[0], hidden: text.hidden, data: text.states })
+    /// `tokens` a multiple of the tokenizer's 77, with emphasis weights applied and `clip_skip`
+    /// final layers skipped (see [`GenerateParams::clip_skip`]).
+    pub fn text_embeddings(&mut self, prompt: &str, syntax: PromptSyntax, clip_skip: u32) -> Result<TextEmbeddings> {
+        let text = Conditioning::encode(&mut self.text, &[prompt], syntax, clip_skip)?;
+        Ok(TextEmbeddings { tokens: text.tokens[0], hidden: text.hidden, data: text.states, pooled: text.pooled })
     }
 
     /// Warnings from loading (e.g. an execution provider that fell back to CPU).
@@ -237,7 +259,7 @@ impl Pipeline {
         // A cancel aimed at an earlier call must not end this one.
         self.cancel.reset();
         let started = Instant::now();
-        self.text_encoder.take_run_time();
+        self.text.take_run_time();
         self.unet.take_run_time();
         self.vae_decoder.take_run_time();
         if let Some(encoder) = &mut self.vae_encoder {
@@ -255,11 +277,24 @@ impl Pipeline {
             self.unet.set_timestep_cond(&guidance::guidance_scale_embedding(params.guidance_scale, dim));
         }
 
+        if self.unet.takes_sdxl_conditioning() {
+            // Original size, crop corner, target size: diffusers' defaults.
+            let (h, w) = (height as f32, width as f32);
+            self.unet.set_time_ids([h, w, 0.0, 0.0, h, w]);
+        }
+
         // Text states, unconditional first (the order diffusers batches them in), each
-        // repeated for every image.
-        let prompts: &[&str] = if guided { &[&params.negative_prompt, &params.prompt] } else { &[&params.prompt] };
-        let text = Conditioning::encode(&self.tokenizer, &mut self.text_encoder, prompts, params.prompt_syntax)?
-            .repeat_each(images);
+        // repeated for every image. SDXL models zero the unconditional half when there is no
+        // negative prompt.
+        let zero_unconditional = guided && self.info.force_zeros_for_empty_prompt && params.negative_prompt.is_empty();
+        let prompts: &[&str] =
+            if guided && !zero_unconditional { &[&params.negative_prompt, &params.prompt] } else { &[&params.prompt] };
+        let mut text = Conditioning::encode(&mut self.text, prompts, params.prompt_syntax, params.clip_skip)?;
+        if zero_unconditional {
+            text = text.with_zero_unconditional();
+        }
+        let text = text.repeat_each(images);
+        let passes = text.tokens.len() / images;
         self.check_cancelled()?;
 
         // One sampler and one generator per image, so each image is its own seed's.
@@ -290,7 +325,6 @@ impl Pipeline {
         let mask = source.as_ref().and_then(|s| s.mask.as_ref());
 
         // Buffers reused by every step.
-        let passes = prompts.len();
         let in_channels = self.unet.in_channels();
         let unet_shape = [in_channels, latent_shape[1], latent_shape[2]];
         let plane = latent_shape[1] * latent_shape[2];
@@ -389,7 +423,7 @@ impl Pipeline {
         }
         self.last_timings = Timings {
             total: started.elapsed(),
-            text_encoder: self.text_encoder.take_run_time(),
+            text_encoder: self.text.take_run_time(),
             unet: self.unet.take_run_time(),
             vae_decoder: self.vae_decoder.take_run_time(),
             vae_encoder: self.vae_encoder.as_mut().map_or(Duration::ZERO, VaeEncoder::take_run_time),
@@ -428,6 +462,11 @@ impl Pipeline {
     /// Encodes what image-to-image and inpainting start from; `None` for text-to-image.
     fn prepare_source(&mut self, params: &GenerateParams, width: u32, height: u32) -> Result<Option<SourceImage>> {
         let inpainting_unet = self.unet.in_channels() != LATENT_CHANNELS;
+        if params.mask_image.is_some() && self.info.family == ModelFamily::StableDiffusionXl {
+            return Err(Error::UnsupportedModel(
+                "inpainting with SDXL is not supported yet (text-to-image and image-to-image are)".into(),
+            ));
+        }
         let (Some(init), mask) = (&params.init_image, &params.mask_image) else {
             return if params.mask_image.is_some() {
                 Err(Error::InvalidArgument("a mask needs init_image, the picture to inpaint".into()))

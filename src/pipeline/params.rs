@@ -43,6 +43,11 @@ pub struct GenerateParams {
     pub height: Option<u32>,
     /// Denoising steps.
     pub steps: u32,
+    /// Final text-encoder layers to skip (AUTOMATIC1111's "Clip skip" minus one: A1111's 2 is 1
+    /// here, as in diffusers). SD 1.x/2.x take the earlier layer through the final layer norm,
+    /// SDXL its raw states; both prompts are read the same way. Needs an export with
+    /// per-layer outputs (`hidden_states.N`); 0 (the default) reads the usual layer.
+    pub clip_skip: u32,
     /// Classifier-free guidance scale; 1 or less runs no unconditional pass.
     pub guidance_scale: f32,
     /// Guidance rescale `phi` in [0, 1] (diffusers' `guidance_rescale`; 0.7 is the paper's
@@ -96,6 +101,7 @@ impl Default for GenerateParams {
             width: None,
             height: None,
             steps: 25,
+            clip_skip: 0,
             guidance_scale: 7.5,
             guidance_rescale: 0.0,
             seed: 0,

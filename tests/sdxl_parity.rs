@@ -1,0 +1,170 @@
+//! SDXL (and SDXL-Turbo's sampler settings) against optimum-onnx's
+//! `ORTStableDiffusionXLPipeline` / `ORTStableDiffusionXLImg2ImgPipeline`
+//! (scripts/fixtures/sdxl_refs.py, tests/fixtures/tiny-sdxl): two text encoders' penultimate
+//! layers side by side, the pooled embedding and `time_ids`, zeros for an empty negative prompt.
+
+mod common;
+
+use common::{compare_run, copy_dir, fixtures, floats, load_options, max_abs_diff, read_json, TempDir, Tolerance};
+use sdrt::model::ModelFamily;
+use sdrt::{Error, GenerateParams, Image, Pipeline, PromptSyntax, RngKind};
+use serde_json::Value;
+
+/// torch modules vs their ONNX export, as the other end-to-end parity tests.
+const LATENT_TOLERANCE: f32 = 1e-3;
+const IMAGE_TOLERANCE: f32 = 2e-4;
+const TEXT_TOLERANCE: f32 = 1e-5;
+
+fn model_dir() -> std::path::PathBuf {
+    fixtures().join("tiny-sdxl")
+}
+
+/// The fixture with the case's scheduler (class and config), as a user's SDXL-Turbo export has
+/// its own; `None` when the fixture's own scheduler is the case's.
+fn model_for(case: &Value, base_config: &Value) -> Option<TempDir> {
+    let class = case["scheduler"].as_str().unwrap();
+    let mut config = case["scheduler_config"].clone();
+    config["_class_name"] = class.into();
+    let mut base = base_config.clone();
+    base.as_object_mut().unwrap().retain(|k, _| !k.starts_with("_diffusers"));
+    if config.as_object().unwrap().iter().all(|(k, v)| base.get(k) == Some(v)) {
+        return None;
+    }
+    let dir = TempDir::new("sdxl-scheduler");
+    copy_dir(&model_dir(), &dir.0);
+    std::fs::write(dir.0.join("scheduler/scheduler_config.json"), config.to_string()).unwrap();
+    let index_path = dir.0.join("model_index.json");
+    let mut index: Value = serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
+    index["scheduler"][1] = class.into();
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    Some(dir)
+}
+
+/// The conditional half (the last `len` values) of a reference tensor.
+fn conditional(values: &Value, len: usize) -> Vec<f32> {
+    let all = floats(values);
+    all[all.len() - len..].to_vec()
+}
+
+#[test]
+fn sdxl_matches_optimum_pipelines() {
+    let doc = read_json("reference/sdxl.json");
+    let base_config: Value =
+        serde_json::from_str(&std::fs::read_to_string(model_dir().join("scheduler/scheduler_config.json")).unwrap())
+            .unwrap();
+    let mut base = Pipeline::load_dir(model_dir(), &load_options()).unwrap();
+    assert_eq!(base.info().family, ModelFamily::StableDiffusionXl);
+    assert_eq!(base.default_size(), (64, 64), "unet sample_size 8 x 8");
+    let init = Image::load(&fixtures().join("images/init_64.png")).unwrap();
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() >= 6);
+    let mut failures = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let (width, height) = (case["width"].as_u64().unwrap() as u32, case["height"].as_u64().unwrap() as u32);
+        // What the reference pipeline fed the UNet: [h, w, 0, 0, h, w] for both halves.
+        let time_ids = floats(&case["add_time_ids"]);
+        for row in time_ids.chunks(6) {
+            assert_eq!(row, [height as f32, width as f32, 0.0, 0.0, height as f32, width as f32], "{name}");
+        }
+        let copy = model_for(case, &base_config);
+        let mut own;
+        let pipeline = match &copy {
+            Some(dir) => {
+                own = Pipeline::load_dir(&dir.0, &load_options()).unwrap();
+                &mut own
+            }
+            None => &mut base,
+        };
+        let clip_skip = case["clip_skip"].as_u64().unwrap_or(0) as u32;
+        let prompt = doc["prompt"].as_str().unwrap();
+
+        // The text side on its own: concatenated states and the pooled vector.
+        let text = pipeline.text_embeddings(prompt, PromptSyntax::Weighted, clip_skip).unwrap();
+        assert_eq!((text.tokens, text.hidden, text.pooled.len()), (77, 40, 16), "{name}");
+        let states_err = max_abs_diff(&text.data, &conditional(&case["prompt_embeds"], text.data.len()));
+        let pooled_err = max_abs_diff(&text.pooled, &conditional(&case["add_text_embeds"], 16));
+        if states_err > TEXT_TOLERANCE || pooled_err > TEXT_TOLERANCE {
+            failures.push(format!("{name}: text states off by {states_err}, pooled by {pooled_err}"));
+        }
+        let guided = case["guidance_scale"].as_f64().unwrap() > 1.0;
+        if guided && case["negative_prompt"].is_null() {
+            // force_zeros_for_empty_prompt: the unconditional half the reference used is zeros.
+            let embeds = floats(&case["prompt_embeds"]);
+            assert!(embeds[..embeds.len() / 2].iter().all(|&v| v == 0.0), "{name}");
+        }
+
+        let params = GenerateParams {
+            prompt: prompt.into(),
+            negative_prompt: case["negative_prompt"].as_str().unwrap_or_default().into(),
+            width: Some(width),
+            height: Some(height),
+            steps: case["steps"].as_u64().unwrap() as u32,
+            guidance_scale: case["guidance_scale"].as_f64().unwrap() as f32,
+            clip_skip,
+            seed: doc["seed"].as_u64().unwrap(),
+            rng: RngKind::from_name(case["rng"].as_str().unwrap()).unwrap(),
+            init_image: case.get("strength").map(|_| init.clone()),
+            strength: case.get("strength").and_then(Value::as_f64).unwrap_or(0.8),
+            ..GenerateParams::default()
+        };
+        let mut latents = Vec::new();
+        let image = pipeline
+            .generate_float(&params, &mut |p| {
+                latents = p.latents.to_vec();
+                true
+            })
+            .unwrap();
+        let tolerance = Tolerance { latents: LATENT_TOLERANCE, image: IMAGE_TOLERANCE };
+        let errors = compare_run(name, &latents, &image.data, case, tolerance, &mut failures);
+        println!("{name:>14}: text {states_err:.1e}, pooled {pooled_err:.1e}, {errors}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn an_encoded_empty_negative_prompt_is_not_the_zeros_sdxl_asks_for() {
+    // With force_zeros_for_empty_prompt off, an empty negative prompt is encoded: a different
+    // image, so sdrt must be reading the flag.
+    let dir = TempDir::new("sdxl-no-zeros");
+    copy_dir(&model_dir(), &dir.0);
+    let index_path = dir.0.join("model_index.json");
+    let mut index: Value = serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
+    index["force_zeros_for_empty_prompt"] = false.into();
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    let params = GenerateParams { prompt: "a red circle".into(), steps: 2, ..GenerateParams::default() };
+    let generate = |path: &std::path::Path| {
+        let mut pipeline = Pipeline::load_dir(path, &load_options()).unwrap();
+        pipeline.generate_float(&params, &mut |_| true).unwrap().data
+    };
+    let (zeros, encoded) = (generate(&model_dir()), generate(&dir.0));
+    assert!(max_abs_diff(&zeros, &encoded) > 1e-3);
+}
+
+#[test]
+fn incomplete_sdxl_exports_are_refused_with_the_reason() {
+    let dir = TempDir::new("sdxl-incomplete");
+    copy_dir(&model_dir(), &dir.0);
+    std::fs::remove_dir_all(dir.0.join("tokenizer_2")).unwrap();
+    let error = Pipeline::load_dir(&dir.0, &load_options()).err().unwrap();
+    assert!(matches!(&error, Error::InvalidModel { .. }) && error.to_string().contains("tokenizer_2"), "{error}");
+
+    // The refiner (no first text encoder, aesthetic-score conditioning) is not run.
+    let index_path = dir.0.join("model_index.json");
+    let mut index: Value = serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
+    index["text_encoder"] = serde_json::json!([null, null]);
+    index["requires_aesthetics_score"] = true.into();
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    let error = Pipeline::load_dir(&dir.0, &load_options()).err().unwrap();
+    assert!(matches!(&error, Error::UnsupportedModel(_)) && error.to_string().contains("refiner"), "{error}");
+}
+
+#[test]
+fn sdxl_inpainting_is_refused_not_guessed() {
+    let mut pipeline = Pipeline::load_dir(model_dir(), &load_options()).unwrap();
+    let init = Image::load(&fixtures().join("images/init_64.png")).unwrap();
+    let mask = Image::load(&fixtures().join("images/mask_64.png")).unwrap();
+    let params = GenerateParams { init_image: Some(init), mask_image: Some(mask), steps: 2, ..Default::default() };
+    let error = pipeline.generate(&params, &mut |_| true).unwrap_err();
+    assert!(matches!(&error, Error::UnsupportedModel(m) if m.contains("SDXL")), "{error}");
+}
