@@ -23,8 +23,12 @@ static void usage(FILE *to) {
             "  --prompt TEXT           what to draw; (word:1.3), (word), [word] and BREAK work as\n"
             "                          in AUTOMATIC1111, and long prompts are not cut off\n"
             "  --negative-prompt TEXT  what not to draw\n"
-            "  --steps N               denoising steps (default 25)\n"
-            "  --guidance F            classifier-free guidance scale (default 7.5)\n"
+            "  --steps N               denoising steps (default: the model family's; 25 for\n"
+            "                          SD and SDXL, 4 for LCM; 1-4 for Turbo models)\n"
+            "  --guidance F            classifier-free guidance scale (default: the family's;\n"
+            "                          7.5 for SD, 5 for SDXL, 8.5 for LCM; 0 for Turbo models)\n"
+            "  --clip-skip N           skip the text encoder's last N layers (A1111's clip skip\n"
+            "                          2 is 1 here); needs an export with hidden_states outputs\n"
             "  --guidance-rescale F    guidance rescale phi, 0..1 (default 0; 0.7 for v-prediction)\n"
             "  --width W --height H    image size, multiples of 8 (default: the model's)\n"
             "  --seed N                seed (default 0; numpy: 0..4294967295)\n"
@@ -88,7 +92,7 @@ int main(int argc, char **argv) {
     const char *model = NULL, *output = "txt2img.png", *scheduler_name = NULL, *rng_name = NULL;
     const char *init_image_path = NULL;
     const char *mask_path = NULL;
-    int quiet = 0;
+    int quiet = 0, steps_given = 0, guidance_given = 0;
     unsigned long long batch_count = 1;
     sdrt_generate_params params;
     sdrt_generate_params_init(&params);
@@ -137,6 +141,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "txt2img: --guidance expects a number, got \"%s\"\n", value);
                 return 2;
             }
+            guidance_given = 1;
         } else if (!strcmp(flag, "--init-image")) {
             init_image_path = value;
         } else if (!strcmp(flag, "--mask")) {
@@ -158,6 +163,10 @@ int main(int argc, char **argv) {
         } else if (!strcmp(flag, "--steps")) {
             if (!parse_u64(flag, value, 1000, &number)) return 2;
             params.steps = (uint32_t)number;
+            steps_given = 1;
+        } else if (!strcmp(flag, "--clip-skip")) {
+            if (!parse_u64(flag, value, 64, &number)) return 2;
+            params.clip_skip = (uint32_t)number;
         } else if (!strcmp(flag, "--width")) {
             if (!parse_u64(flag, value, 65535, &number)) return 2;
             params.width = (uint32_t)number;
@@ -212,6 +221,17 @@ int main(int argc, char **argv) {
         sdrt_image_free(mask);
         return fail("loading the model", status);
     }
+    uint32_t recommended_steps = 0;
+    float recommended_guidance = 0.0f;
+    status = sdrt_pipeline_recommended_settings(pipeline, &recommended_steps, &recommended_guidance);
+    if (status != SDRT_STATUS_OK) {
+        sdrt_pipeline_free(pipeline);
+        sdrt_image_free(init_image);
+        sdrt_image_free(mask);
+        return fail("reading the model's settings", status);
+    }
+    if (!steps_given) params.steps = recommended_steps;
+    if (!guidance_given) params.guidance_scale = recommended_guidance;
 
     /* batch_count passes of batch_size images; image k (counting across passes) has seed
        seed + k and, when there is more than one, is written to OUTPUT with "-k" before the

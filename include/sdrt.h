@@ -686,6 +686,15 @@ void sdrt_pipeline_free(struct sdrt_pipeline *pipeline);
 sdrt_status sdrt_pipeline_default_size(const struct sdrt_pipeline *pipeline, uint32_t *width, uint32_t *height);
 
 /**
+ * Writes the steps and guidance scale the model's family runs with: 25 and 7.5 for SD
+ * 1.x/2.x, 25 and 5 for SDXL, 4 and 8.5 for latent-consistency models.
+ * `sdrt_generate_params_init` cannot know the model, so it sets SD's 25 and 7.5; copy these
+ * into the params where the user chose none. (Turbo models want 1-4 steps at guidance 0,
+ * and cannot be told from their files.)
+ */
+sdrt_status sdrt_pipeline_recommended_settings(const struct sdrt_pipeline *pipeline, uint32_t *steps, float *guidance_scale);
+
+/**
  * Writes the sampler the model's scheduler_config.json names (`SDRT_SCHEDULER_*`).
  */
 sdrt_status sdrt_pipeline_default_scheduler(const struct sdrt_pipeline *pipeline, sdrt_scheduler *out);

@@ -438,3 +438,36 @@ fn previews_through_the_c_abi() {
     p.preview_kind = 7;
     assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, images.as_mut_ptr()) }, SDRT_STATUS_INVALID_ARGUMENT);
 }
+
+#[test]
+fn family_settings_and_sdxl_through_the_c_abi() {
+    let fixtures = common::fixtures();
+    let read = |pipeline: &Loaded| {
+        let (mut steps, mut guidance) = (0u32, 0f32);
+        let status = unsafe { sdrt_pipeline_recommended_settings(pipeline.ptr(), &mut steps, &mut guidance) };
+        assert_eq!(status, SDRT_STATUS_OK, "{}", last_error());
+        (steps, guidance)
+    };
+    assert_eq!(read(&load(&tiny_model("diffusers")).unwrap()), (25, 7.5));
+    assert_eq!(read(&load(&fixtures.join("tiny-lcm")).unwrap()), (4, 8.5));
+    let sdxl = load(&fixtures.join("tiny-sdxl")).unwrap();
+    assert_eq!(read(&sdxl), (25, 5.0));
+    let mut steps = 0;
+    let status = unsafe { sdrt_pipeline_recommended_settings(sdxl.ptr(), &mut steps, ptr::null_mut()) };
+    assert_eq!(status, SDRT_STATUS_NULL_POINTER);
+    assert!(last_error().contains("guidance_scale"));
+
+    // An SDXL image with clip skip, and clip skip refused where the export cannot do it.
+    let mut p = params();
+    p.steps = 2;
+    p.clip_skip = 1;
+    let prompt = CString::new("a red circle").unwrap();
+    p.prompt = prompt.as_ptr();
+    let mut image = ptr::null_mut();
+    assert_eq!(unsafe { sdrt_pipeline_generate(sdxl.ptr(), &p, &mut image) }, SDRT_STATUS_OK, "{}", last_error());
+    assert_eq!(unsafe { sdrt_image_width(image) }, 64);
+    unsafe { sdrt_image_free(image) };
+    let sd = load(&tiny_model("diffusers")).unwrap();
+    assert_eq!(unsafe { sdrt_pipeline_generate(sd.ptr(), &p, &mut image) }, SDRT_STATUS_UNSUPPORTED_MODEL);
+    assert!(last_error().contains("hidden_states"), "{}", last_error());
+}

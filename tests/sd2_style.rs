@@ -1,6 +1,7 @@
-//! An SD 2.x-style model: OpenCLIP's tokenizer padding with `!` (id 0) and a v-prediction
-//! DDIM scheduler, on the tiny fixture's graphs (scripts/fixtures/sd2_style_refs.py records
-//! diffusers' OnnxStableDiffusionPipeline on the same directory).
+//! SD 2.x-style models: OpenCLIP's tokenizer padding with `!` (id 0) and a v-prediction
+//! DDIM scheduler, or SD-Turbo's trailing-spacing Euler at 1 step without guidance, on the
+//! tiny fixture's graphs (scripts/fixtures/sd2_style_refs.py records diffusers'
+//! OnnxStableDiffusionPipeline on the same directories).
 
 mod common;
 
@@ -9,7 +10,7 @@ use sdrt::tokenizer::ClipTokenizer;
 use sdrt::{GenerateParams, Pipeline};
 
 /// The directory the reference script assembles: the fixture, the `!`-padding tokenizer and
-/// SD 2's scheduler (config and model_index.json entry).
+/// the case's scheduler (config and model_index.json entry).
 fn assemble(case: &serde_json::Value) -> TempDir {
     let dir = TempDir::new("sd2-style");
     copy_dir(&tiny_model("diffusers"), &dir.0);
@@ -30,7 +31,16 @@ fn assemble(case: &serde_json::Value) -> TempDir {
 
 #[test]
 fn sd2_style_model_matches_diffusers() {
-    let case = read_json("reference/pipeline_sd2_style.json");
+    check("reference/pipeline_sd2_style.json", sdrt::SchedulerKind::Ddim);
+}
+
+#[test]
+fn sd_turbo_style_model_matches_diffusers() {
+    check("reference/pipeline_sd_turbo.json", sdrt::SchedulerKind::EulerDiscrete);
+}
+
+fn check(reference: &str, scheduler: sdrt::SchedulerKind) {
+    let case = read_json(reference);
     let dir = assemble(&case);
     let tokenizer = ClipTokenizer::from_dir(&dir.0.join("tokenizer")).unwrap();
     let want_ids: Vec<i64> = case["input_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
@@ -38,10 +48,10 @@ fn sd2_style_model_matches_diffusers() {
     assert_eq!(tokenizer.pad_id(), 0);
 
     let mut pipeline = Pipeline::load_dir(&dir.0, &load_options()).unwrap();
-    assert_eq!(pipeline.default_scheduler(), sdrt::SchedulerKind::Ddim);
+    assert_eq!(pipeline.default_scheduler(), scheduler);
     let params = GenerateParams {
         prompt: case["prompt"].as_str().unwrap().into(),
-        negative_prompt: case["negative_prompt"].as_str().unwrap().into(),
+        negative_prompt: case["negative_prompt"].as_str().unwrap_or_default().into(),
         width: Some(64),
         height: Some(64),
         steps: case["steps"].as_u64().unwrap() as u32,
@@ -52,6 +62,6 @@ fn sd2_style_model_matches_diffusers() {
     let image = pipeline.generate_float(&params, &mut |_| true).unwrap();
     let want = floats(&case["image"]["data"]);
     let err = image.data.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    println!("SD 2.x-style image vs diffusers: {err:.2e}");
+    println!("{reference}: image vs diffusers {err:.2e}");
     assert!(err <= 1e-4, "off by {err}");
 }

@@ -105,6 +105,31 @@ pub unsafe extern "C" fn sdrt_pipeline_default_size(
     })
 }
 
+/// Writes the steps and guidance scale the model's family runs with: 25 and 7.5 for SD
+/// 1.x/2.x, 25 and 5 for SDXL, 4 and 8.5 for latent-consistency models.
+/// `sdrt_generate_params_init` cannot know the model, so it sets SD's 25 and 7.5; copy these
+/// into the params where the user chose none. (Turbo models want 1-4 steps at guidance 0,
+/// and cannot be told from their files.)
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_pipeline_recommended_settings(
+    pipeline: *const sdrt_pipeline,
+    steps: *mut u32,
+    guidance_scale: *mut f32,
+) -> sdrt_status {
+    boundary(|| {
+        let handle = required(pipeline, "pipeline")?;
+        if steps.is_null() || guidance_scale.is_null() {
+            return Err(Failure::Null(if steps.is_null() { "steps" } else { "guidance_scale" }));
+        }
+        let settings = lock(handle)?.info().recommended_settings();
+        unsafe {
+            *steps = settings.steps;
+            *guidance_scale = settings.guidance_scale;
+        }
+        Ok(())
+    })
+}
+
 /// Writes the sampler the model's scheduler_config.json names (`SDRT_SCHEDULER_*`).
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_default_scheduler(

@@ -67,6 +67,30 @@ impl ModelInfo {
     }
 }
 
+/// Steps and guidance scale a model family is meant to run with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RecommendedSettings {
+    pub steps: u32,
+    pub guidance_scale: f32,
+}
+
+impl ModelInfo {
+    /// What the family's reference pipeline runs by default, at sdrt's step count: SD 1.x/2.x
+    /// 25 steps at guidance 7.5; SDXL 25 at 5 (diffusers' SDXL default scale); latent-consistency
+    /// models 4 at 8.5 (diffusers' LCM defaults). Turbo models cannot be told from their files
+    /// (an SD or SDXL pipeline with a trailing-spacing sampler) and want 1-4 steps at guidance 0.
+    pub fn recommended_settings(&self) -> RecommendedSettings {
+        let (steps, guidance_scale) = if self.is_latent_consistency() {
+            (4, 8.5)
+        } else if self.family == ModelFamily::StableDiffusionXl {
+            (25, 5.0)
+        } else {
+            (25, 7.5)
+        };
+        RecommendedSettings { steps, guidance_scale }
+    }
+}
+
 const LATENT_CONSISTENCY_PIPELINES: &[&str] = &["LatentConsistencyModelPipeline", "ORTLatentConsistencyModelPipeline"];
 
 /// Pipelines sdrt runs; anything else is refused by name rather than guessed at.

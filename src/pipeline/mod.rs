@@ -184,6 +184,13 @@ impl Pipeline {
         self.default_size
     }
 
+    /// Default parameters for this model: [`GenerateParams::default`] with the steps and
+    /// guidance scale its family runs with ([`ModelInfo::recommended_settings`]).
+    pub fn recommended_params(&self) -> GenerateParams {
+        let settings = self.info.recommended_settings();
+        GenerateParams { steps: settings.steps, guidance_scale: settings.guidance_scale, ..GenerateParams::default() }
+    }
+
     /// The sampler named by the model's scheduler_config.json (PNDM when it names none sdrt runs).
     pub fn default_scheduler(&self) -> SchedulerKind {
         self.default_scheduler
