@@ -168,3 +168,24 @@ fn sdxl_inpainting_is_refused_not_guessed() {
     let error = pipeline.generate(&params, &mut |_| true).unwrap_err();
     assert!(matches!(&error, Error::UnsupportedModel(m) if m.contains("SDXL")), "{error}");
 }
+
+#[test]
+fn sdxl_long_prompts_take_the_pooled_embedding_of_their_first_chunk() {
+    let mut pipeline = Pipeline::load_dir(model_dir(), &load_options()).unwrap();
+    let first = pipeline.text_embeddings("a red circle", PromptSyntax::Weighted, 0).unwrap();
+    let both = pipeline.text_embeddings("a red circle BREAK on a blue background", PromptSyntax::Weighted, 0).unwrap();
+    assert_eq!((both.tokens, both.hidden), (2 * 77, 40));
+    assert_eq!(both.pooled, first.pooled, "A1111 pools the first chunk");
+    assert_eq!(&both.data[..77 * 40], &first.data[..]);
+    let second = pipeline.text_embeddings("on a blue background", PromptSyntax::Weighted, 0).unwrap();
+    assert_eq!(&both.data[77 * 40..], &second.data[..]);
+
+    // Emphasis scales both encoders' features (then restores the chunk's mean), not one.
+    let weighted = pipeline.text_embeddings("a (red:1.5) circle", PromptSyntax::Weighted, 0).unwrap();
+    let red = 2; // <bos> a red
+    for (name, features) in [("text_encoder", 0..16), ("text_encoder_2", 16..40)] {
+        let changed = features.clone().any(|f| (weighted.data[red * 40 + f] - first.data[red * 40 + f]).abs() > 1e-3);
+        assert!(changed, "{name}'s features of the emphasized token did not change");
+    }
+    assert_eq!(weighted.pooled, first.pooled, "weights do not touch the pooled embedding");
+}

@@ -8,6 +8,7 @@ mod layer_norm;
 mod params;
 mod preview;
 mod start;
+mod unet_input;
 
 pub use params::{CancelHandle, GenerateParams, LoadOptions, StepProgress, WarningSink};
 pub use preview::{PreviewKind, PreviewOptions};
@@ -20,6 +21,7 @@ use conditioning::{Conditioning, TextStack};
 use inpaint::InpaintMask;
 use preview::LatentToRgb;
 use start::SourceImage;
+use unet_input::{InpaintInputs, UnetInput};
 
 use crate::error::{Error, Result};
 use crate::guidance;
@@ -333,37 +335,14 @@ impl Pipeline {
 
         // Buffers reused by every step.
         let in_channels = self.unet.in_channels();
-        let unet_shape = [in_channels, latent_shape[1], latent_shape[2]];
-        let plane = latent_shape[1] * latent_shape[2];
-        let mut model_input = vec![0.0f32; passes * images * in_channels * plane];
-        let mut scaled = vec![0.0f32; if in_channels == LATENT_CHANNELS { 0 } else { latents.len() }];
+        let mut unet_input = UnetInput::new(passes, images, in_channels, latent_shape);
         let mut known = vec![0.0f32; if mask.is_some() { latent_len } else { 0 }];
         let mut guided_noise = vec![0.0f32; if guided { latent_len } else { 0 }];
         let timesteps = samplers[0].timesteps().to_vec();
         let total_steps = timesteps.len() - begin;
         for (index, &timestep) in timesteps.iter().enumerate().skip(begin) {
-            match mask {
-                Some(mask) if in_channels != LATENT_CHANNELS => {
-                    // An inpainting UNet: each item is [scaled latents, mask, masked-image latents].
-                    scaled.copy_from_slice(&latents);
-                    samplers[0].scale_model_input(&mut scaled, index);
-                    for (item, input) in model_input.chunks_exact_mut(in_channels * plane).enumerate() {
-                        let image = item % images;
-                        let (x, rest) = input.split_at_mut(latent_len);
-                        let (m, masked) = rest.split_at_mut(plane);
-                        x.copy_from_slice(&scaled[image * latent_len..][..latent_len]);
-                        m.copy_from_slice(mask.latent());
-                        masked.copy_from_slice(&draws.masked_latents[image * latent_len..][..latent_len]);
-                    }
-                }
-                _ => {
-                    for chunk in model_input.chunks_exact_mut(latents.len()) {
-                        chunk.copy_from_slice(&latents);
-                    }
-                    // Elementwise and the same for every image.
-                    samplers[0].scale_model_input(&mut model_input, index);
-                }
-            }
+            let inpaint = mask.map(|mask| InpaintInputs { mask, masked_latents: &draws.masked_latents });
+            unet_input.fill(&latents, samplers[0].as_ref(), index, inpaint);
             let mut denoise = |prediction: &[f32]| {
                 let (uncond_all, cond_all) = prediction.split_at(if guided { prediction.len() / 2 } else { 0 });
                 for (i, ((sampler, rng), image_latents)) in
@@ -382,7 +361,7 @@ impl Pipeline {
                 }
                 Ok(())
             };
-            self.unet.predict(&model_input, unet_shape, timestep, &text, &mut denoise)?;
+            self.unet.predict(unet_input.data(), unet_input.shape(), timestep, &text, &mut denoise)?;
 
             // Inpainting with a regular UNet: outside the mask, the init image noised to the
             // next step's level (itself after the last step).
