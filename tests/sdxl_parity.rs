@@ -189,3 +189,30 @@ fn sdxl_long_prompts_take_the_pooled_embedding_of_their_first_chunk() {
     }
     assert_eq!(weighted.pooled, first.pooled, "weights do not touch the pooled embedding");
 }
+
+#[test]
+fn sdxl_batches_are_their_seeds_images() {
+    let mut pipeline = Pipeline::load_dir(model_dir(), &load_options()).unwrap();
+    let params =
+        GenerateParams { prompt: "a red circle".into(), steps: 3, guidance_scale: 5.0, seed: 7, ..Default::default() };
+    let batch =
+        pipeline.generate_float_batch(&GenerateParams { batch_size: 2, ..params.clone() }, &mut |_| true).unwrap();
+    for (i, image) in batch.iter().enumerate() {
+        let single =
+            pipeline.generate_float(&GenerateParams { seed: 7 + i as u64, ..params.clone() }, &mut |_| true).unwrap();
+        let err = max_abs_diff(&image.data, &single.data);
+        assert!(err < 1e-5, "image {i} of the batch is off its seed's by {err}");
+    }
+    assert!(max_abs_diff(&batch[0].data, &batch[1].data) > 1e-3);
+}
+
+#[test]
+fn sdxl_without_per_layer_outputs_is_refused_at_load() {
+    // tiny-sd15's optimum text encoder has only `last_hidden_state` and `pooler_output`.
+    let dir = TempDir::new("sdxl-no-hidden");
+    copy_dir(&model_dir(), &dir.0);
+    std::fs::remove_dir_all(dir.0.join("text_encoder")).unwrap();
+    copy_dir(&common::tiny_model("optimum").join("text_encoder"), &dir.0.join("text_encoder"));
+    let error = Pipeline::load_dir(&dir.0, &load_options()).err().unwrap();
+    assert!(matches!(&error, Error::InvalidModel { .. }) && error.to_string().contains("hidden_states"), "{error}");
+}

@@ -92,6 +92,11 @@ impl TextEncoder {
         self.model.take_run_time()
     }
 
+    /// Whether the encoder gives its per-layer outputs (`hidden_states.*`).
+    pub fn has_hidden_states(&self) -> bool {
+        !self.hidden_states.is_empty()
+    }
+
     /// Whether the encoder gives a pooled embedding (`text_embeds`).
     pub fn has_pooled(&self) -> bool {
         self.pooled.is_some()

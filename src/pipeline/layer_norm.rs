@@ -48,7 +48,8 @@ impl FinalLayerNorm {
         norm.apply(&mut check);
         let scale = normalized.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
         let worst = check.iter().zip(normalized).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        if worst > 1e-3 * scale {
+        // Loose enough for float16 exports, tight enough to refuse outputs that are not a norm.
+        if worst > 1e-2 * scale {
             return Err(format!(
                 "`last_hidden_state` is not a layer norm of the last `hidden_states` output (off by {worst})"
             ));

@@ -135,11 +135,22 @@ impl Pipeline {
                 TextEncoder::new(load(encoder)?, eps)?,
             ));
         }
-        if info.family == ModelFamily::StableDiffusionXl && !encoders[1].1.has_pooled() {
-            return Err(Error::invalid_model(
-                info.source.path_of("text_encoder_2/model.onnx"),
-                "SDXL's second text encoder must give the pooled embedding (`text_embeds`)",
-            ));
+        if info.family == ModelFamily::StableDiffusionXl {
+            if !encoders[1].1.has_pooled() {
+                return Err(Error::invalid_model(
+                    info.source.path_of("text_encoder_2/model.onnx"),
+                    "SDXL's second text encoder must give the pooled embedding (`text_embeds`)",
+                ));
+            }
+            // SDXL attends to the penultimate layers, which only per-layer outputs give.
+            if let Some(index) = encoders.iter().position(|(_, encoder)| !encoder.has_hidden_states()) {
+                let name = ["text_encoder", "text_encoder_2"][index];
+                return Err(Error::invalid_model(
+                    info.source.path_of(&format!("{name}/model.onnx")),
+                    "SDXL reads the text encoders' penultimate layers: the export must have the \
+                     `hidden_states.*` outputs (optimum exports them for SDXL)",
+                ));
+            }
         }
         let unet = Unet::new(
             load("unet")?,
