@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{compare_run, fixtures, load_options, read_json, tiny_model, Tolerance};
+use common::{compare_run, fixtures, generate_final, load_options, read_json, tiny_model, Tolerance};
 use sdrt::scheduler::SamplerName;
 use sdrt::{Error, GenerateParams, Image, Pipeline, RngKind};
 use serde_json::Value;
@@ -60,18 +60,10 @@ fn img2img_matches_diffusers() {
         );
         let pipeline = &mut pipelines.iter_mut().find(|(l, _)| *l == layout).unwrap().1;
         let params = params(&doc, case);
-        let mut latents = Vec::new();
-        let mut reports = 0;
-        let image = pipeline
-            .generate_float(&params, &mut |p| {
-                latents = p.latents.to_vec();
-                reports += 1;
-                true
-            })
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let run = generate_final(pipeline, &params).unwrap_or_else(|e| panic!("{name}: {e}"));
         let tolerance = Tolerance { latents: LATENT_TOLERANCE, image: IMAGE_TOLERANCE };
-        let errors = compare_run(&name, &latents, &image.data, case, tolerance, &mut failures);
-        println!("{name:>48}: {reports} steps, {errors}");
+        let errors = compare_run(&name, &run.latents, &run.image.data, case, tolerance, &mut failures);
+        println!("{name:>48}: {} steps, {errors}", run.steps);
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{compare_run, fixtures, load_options, read_json, tiny_model, Tolerance};
+use common::{compare_run, fixtures, generate_final, load_options, read_json, tiny_model, Tolerance};
 use sdrt::scheduler::SamplerName;
 use sdrt::{Error, GenerateParams, Image, Pipeline, RngKind};
 use serde_json::Value;
@@ -71,16 +71,10 @@ fn inpainting_matches_diffusers() {
             case["rng"].as_str().unwrap()
         );
         let pipeline = &mut pipelines.iter_mut().find(|(k, _)| *k == key).unwrap().1;
-        let mut latents = Vec::new();
-        let image = pipeline
-            .generate_float(&params(&doc, case), &mut |p| {
-                latents = p.latents.to_vec();
-                true
-            })
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let run = generate_final(pipeline, &params(&doc, case)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let latents_tolerance = if key.0 == "inpaint" { INPAINT_UNET_LATENT_TOLERANCE } else { LATENT_TOLERANCE };
         let tolerance = Tolerance { latents: latents_tolerance, image: IMAGE_TOLERANCE };
-        println!("{name:>58}: {}", compare_run(&name, &latents, &image.data, case, tolerance, &mut failures));
+        println!("{name:>58}: {}", compare_run(&name, &run.latents, &run.image.data, case, tolerance, &mut failures));
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }

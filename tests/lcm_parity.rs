@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{compare_run, fixtures, floats, load_options, max_abs_diff, read_json, Tolerance};
+use common::{compare_run, fixtures, floats, generate_final, load_options, max_abs_diff, read_json, Tolerance};
 use sdrt::{GenerateParams, Pipeline, RngKind, SchedulerKind};
 
 /// torch modules vs their ONNX export, as the other end-to-end parity tests.
@@ -40,15 +40,9 @@ fn latent_consistency_matches_diffusers() {
             rng: RngKind::from_name(case["rng"].as_str().unwrap()).unwrap(),
             ..GenerateParams::default()
         };
-        let mut latents = Vec::new();
-        let image = pipeline
-            .generate_float(&params, &mut |p| {
-                latents = p.latents.to_vec();
-                true
-            })
-            .unwrap();
+        let run = generate_final(&mut pipeline, &params).unwrap();
         let tolerance = Tolerance { latents: LATENT_TOLERANCE, image: IMAGE_TOLERANCE };
-        let errors = compare_run(&name, &latents, &image.data, case, tolerance, &mut failures);
+        let errors = compare_run(&name, &run.latents, &run.image.data, case, tolerance, &mut failures);
         println!("{name:>32}: embedding {embedding_err:.1e}, {errors}");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{copy_dir, floats, image_u16, load_options, max_abs_diff, read_json, tiny_model, TempDir};
+use common::{copy_dir, floats, generate_final, image_u16, load_options, max_abs_diff, read_json, tiny_model, TempDir};
 use sdrt::scheduler::SamplerName;
 use sdrt::{GenerateParams, Pipeline, RngKind};
 use serde_json::Value;
@@ -44,14 +44,8 @@ fn run(pipeline: &mut Pipeline, doc: &Value, case: &Value, sampler: SamplerName,
         guidance_rescale: case.get("guidance_rescale").map_or(0.0, |v| v.as_f64().unwrap() as f32),
         ..GenerateParams::default()
     };
-    let mut latents = Vec::new();
-    let image = pipeline
-        .generate_float(&params, &mut |p| {
-            latents = p.latents.to_vec();
-            true
-        })
-        .unwrap_or_else(|e| panic!("{sampler:?} with {rng:?}: {e}"));
-    (latents, image.data)
+    let run = generate_final(pipeline, &params).unwrap_or_else(|e| panic!("{sampler:?} with {rng:?}: {e}"));
+    (run.latents, run.image.data)
 }
 
 #[test]

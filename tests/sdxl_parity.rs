@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{compare_run, copy_dir, fixtures, floats, load_options, max_abs_diff, read_json, TempDir, Tolerance};
+use common::{
+    compare_run, copy_dir, fixtures, floats, generate_final, load_options, max_abs_diff, read_json, TempDir, Tolerance,
+};
 use sdrt::model::ModelFamily;
 use sdrt::{Error, GenerateParams, Image, Pipeline, PromptSyntax, RngKind};
 use serde_json::Value;
@@ -108,15 +110,9 @@ fn sdxl_matches_optimum_pipelines() {
             strength: case.get("strength").and_then(Value::as_f64).unwrap_or(0.8),
             ..GenerateParams::default()
         };
-        let mut latents = Vec::new();
-        let image = pipeline
-            .generate_float(&params, &mut |p| {
-                latents = p.latents.to_vec();
-                true
-            })
-            .unwrap();
+        let run = generate_final(pipeline, &params).unwrap();
         let tolerance = Tolerance { latents: LATENT_TOLERANCE, image: IMAGE_TOLERANCE };
-        let errors = compare_run(name, &latents, &image.data, case, tolerance, &mut failures);
+        let errors = compare_run(name, &run.latents, &run.image.data, case, tolerance, &mut failures);
         println!("{name:>14}: text {states_err:.1e}, pooled {pooled_err:.1e}, {errors}");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

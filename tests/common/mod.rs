@@ -94,6 +94,24 @@ pub fn compare_run(
     line
 }
 
+/// One generation as the parity tests compare it: the image, the latents after the last step
+/// (what the references record) and how many steps reported progress.
+pub struct FinalRun {
+    pub image: sdrt::FloatImage,
+    pub latents: Vec<f32>,
+    pub steps: usize,
+}
+
+pub fn generate_final(pipeline: &mut sdrt::Pipeline, params: &sdrt::GenerateParams) -> sdrt::Result<FinalRun> {
+    let (mut latents, mut steps) = (Vec::new(), 0);
+    let image = pipeline.generate_float(params, &mut |p| {
+        latents = p.latents.to_vec();
+        steps += 1;
+        true
+    })?;
+    Ok(FinalRun { image, latents, steps })
+}
+
 /// A fresh temporary directory, removed when dropped.
 pub struct TempDir(pub PathBuf);
 
