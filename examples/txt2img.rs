@@ -11,7 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(dir) => Pipeline::load_dir(dir, &options)?,
         None => Pipeline::load_embedded(&options)?,
     };
-    let params = GenerateParams { prompt, steps: 20, ..GenerateParams::default() };
+    // The steps and guidance scale the model's family runs with (4 and 8.5 for an LCM, ...).
+    let params = GenerateParams { prompt, ..pipeline.recommended_params() };
     let image = pipeline.generate(&params, &mut |p| {
         eprint!("\rstep {}/{}", p.step, p.total_steps);
         true

@@ -21,25 +21,28 @@ fn model_dir() -> std::path::PathBuf {
     fixtures().join("tiny-sdxl")
 }
 
-/// The fixture with the case's scheduler (class and config), as a user's SDXL-Turbo export has
-/// its own; `None` when the fixture's own scheduler is the case's.
-fn model_for(case: &Value, base_config: &Value) -> Option<TempDir> {
+/// The case's model: tiny-sdxl (tiny-sdxl-inpaint for the 9-channel UNet), copied with the
+/// case's scheduler (class and config) when it is not the fixture's own, as a user's
+/// SDXL-Turbo export has its own. The copy, if any, lives as long as the returned `TempDir`.
+fn model_for(case: &Value) -> (std::path::PathBuf, Option<TempDir>) {
+    let fixture = fixtures().join(if case["unet"] == "inpaint" { "tiny-sdxl-inpaint" } else { "tiny-sdxl" });
     let class = case["scheduler"].as_str().unwrap();
     let mut config = case["scheduler_config"].clone();
     config["_class_name"] = class.into();
-    let mut base = base_config.clone();
-    base.as_object_mut().unwrap().retain(|k, _| !k.starts_with("_diffusers"));
-    if config.as_object().unwrap().iter().all(|(k, v)| base.get(k) == Some(v)) {
-        return None;
+    let own: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("scheduler/scheduler_config.json")).unwrap())
+            .unwrap();
+    if config.as_object().unwrap().iter().all(|(k, v)| own.get(k) == Some(v)) {
+        return (fixture, None);
     }
     let dir = TempDir::new("sdxl-scheduler");
-    copy_dir(&model_dir(), &dir.0);
+    copy_dir(&fixture, &dir.0);
     std::fs::write(dir.0.join("scheduler/scheduler_config.json"), config.to_string()).unwrap();
     let index_path = dir.0.join("model_index.json");
     let mut index: Value = serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
     index["scheduler"][1] = class.into();
     std::fs::write(&index_path, index.to_string()).unwrap();
-    Some(dir)
+    (dir.0.clone(), Some(dir))
 }
 
 /// The conditional half (the last `len` values) of a reference tensor.
@@ -51,15 +54,13 @@ fn conditional(values: &Value, len: usize) -> Vec<f32> {
 #[test]
 fn sdxl_matches_optimum_pipelines() {
     let doc = read_json("reference/sdxl.json");
-    let base_config: Value =
-        serde_json::from_str(&std::fs::read_to_string(model_dir().join("scheduler/scheduler_config.json")).unwrap())
-            .unwrap();
-    let mut base = Pipeline::load_dir(model_dir(), &load_options()).unwrap();
+    let base = Pipeline::load_dir(model_dir(), &load_options()).unwrap();
     assert_eq!(base.info().family, ModelFamily::StableDiffusionXl);
     assert_eq!(base.default_size(), (64, 64), "unet sample_size 8 x 8");
     let init = Image::load(&fixtures().join("images/init_64.png")).unwrap();
+    let mask = Image::load(&fixtures().join("images/mask_64.png")).unwrap();
     let cases = doc["cases"].as_array().unwrap();
-    assert!(cases.len() >= 6);
+    assert!(cases.len() >= 9);
     let mut failures = Vec::new();
     for case in cases {
         let name = case["name"].as_str().unwrap();
@@ -69,15 +70,8 @@ fn sdxl_matches_optimum_pipelines() {
         for row in time_ids.chunks(6) {
             assert_eq!(row, [height as f32, width as f32, 0.0, 0.0, height as f32, width as f32], "{name}");
         }
-        let copy = model_for(case, &base_config);
-        let mut own;
-        let pipeline = match &copy {
-            Some(dir) => {
-                own = Pipeline::load_dir(&dir.0, &load_options()).unwrap();
-                &mut own
-            }
-            None => &mut base,
-        };
+        let (dir, _copy) = model_for(case);
+        let pipeline = &mut Pipeline::load_dir(&dir, &load_options()).unwrap();
         let clip_skip = case["clip_skip"].as_u64().unwrap_or(0) as u32;
         let prompt = doc["prompt"].as_str().unwrap();
 
@@ -107,6 +101,9 @@ fn sdxl_matches_optimum_pipelines() {
             seed: doc["seed"].as_u64().unwrap(),
             rng: RngKind::from_name(case["rng"].as_str().unwrap()).unwrap(),
             init_image: case.get("strength").map(|_| init.clone()),
+            mask_image: case.get("mask").map(|_| mask.clone()),
+            // diffusers' output: the decoded pixels everywhere.
+            preserve_unmasked: false,
             strength: case.get("strength").and_then(Value::as_f64).unwrap_or(0.8),
             ..GenerateParams::default()
         };
@@ -153,16 +150,6 @@ fn incomplete_sdxl_exports_are_refused_with_the_reason() {
     std::fs::write(&index_path, index.to_string()).unwrap();
     let error = Pipeline::load_dir(&dir.0, &load_options()).err().unwrap();
     assert!(matches!(&error, Error::UnsupportedModel(_)) && error.to_string().contains("refiner"), "{error}");
-}
-
-#[test]
-fn sdxl_inpainting_is_refused_not_guessed() {
-    let mut pipeline = Pipeline::load_dir(model_dir(), &load_options()).unwrap();
-    let init = Image::load(&fixtures().join("images/init_64.png")).unwrap();
-    let mask = Image::load(&fixtures().join("images/mask_64.png")).unwrap();
-    let params = GenerateParams { init_image: Some(init), mask_image: Some(mask), steps: 2, ..Default::default() };
-    let error = pipeline.generate(&params, &mut |_| true).unwrap_err();
-    assert!(matches!(&error, Error::UnsupportedModel(m) if m.contains("SDXL")), "{error}");
 }
 
 #[test]

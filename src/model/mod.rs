@@ -110,12 +110,14 @@ const SUPPORTED_PIPELINES: &[&str] = &[
     "ORTLatentConsistencyModelPipeline",
 ];
 
-/// SDXL pipelines sdrt runs (text-to-image and image-to-image with both text encoders).
+/// SDXL pipelines sdrt runs (with both text encoders; the refiner is refused).
 const SDXL_PIPELINES: &[&str] = &[
     "StableDiffusionXLPipeline",
     "ORTStableDiffusionXLPipeline",
     "StableDiffusionXLImg2ImgPipeline",
     "ORTStableDiffusionXLImg2ImgPipeline",
+    "StableDiffusionXLInpaintPipeline",
+    "ORTStableDiffusionXLInpaintPipeline",
 ];
 
 impl ModelInfo {
@@ -198,7 +200,8 @@ fn check_supported(source: &ModelSource, index: &Value, class: &str) -> Result<M
         (ModelFamily::StableDiffusion, &["text_encoder", "tokenizer", "unet", "vae_decoder"])
     } else {
         let what = if class.is_empty() { "(no _class_name)".to_string() } else { class.to_string() };
-        let hint = if class.contains("XL") { " (sdrt runs SDXL text-to-image and image-to-image)" } else { "" };
+        let hint =
+            if class.contains("XL") { " (sdrt runs SDXL text-to-image, image-to-image and inpainting)" } else { "" };
         return Err(Error::UnsupportedModel(format!(
             "{}: pipeline {what} is not a Stable Diffusion 1.x/2.x/XL pipeline sdrt runs (text-to-image, \
              image-to-image or inpainting){hint}",

@@ -459,11 +459,6 @@ impl Pipeline {
     /// Encodes what image-to-image and inpainting start from; `None` for text-to-image.
     fn prepare_source(&mut self, params: &GenerateParams, width: u32, height: u32) -> Result<Option<SourceImage>> {
         let inpainting_unet = self.unet.in_channels() != LATENT_CHANNELS;
-        if params.mask_image.is_some() && self.info.family == ModelFamily::StableDiffusionXl {
-            return Err(Error::UnsupportedModel(
-                "inpainting with SDXL is not supported yet (text-to-image and image-to-image are)".into(),
-            ));
-        }
         let (Some(init), mask) = (&params.init_image, &params.mask_image) else {
             return if params.mask_image.is_some() {
                 Err(Error::InvalidArgument("a mask needs init_image, the picture to inpaint".into()))
