@@ -140,6 +140,17 @@ impl ModelInfo {
         let layout =
             if source.exists("unet/config.json") { ExportLayout::Optimum } else { ExportLayout::DiffusersOnnx };
         let vae_config = source.read_optional_json("vae_decoder/config.json")?;
+        // Some SDXL fine-tunes (Playground v2.5) normalize latents per channel; decoding them
+        // with the scaling factor alone would give wrong colours without an error.
+        if let Some(key) = ["latents_mean", "latents_std"]
+            .into_iter()
+            .find(|key| vae_config.as_ref().and_then(|c| c.get(*key)).is_some_and(|v| !v.is_null()))
+        {
+            return Err(Error::UnsupportedModel(format!(
+                "{}: per-channel latent normalization (`{key}`) is not supported yet",
+                source.path_of("vae_decoder/config.json").display()
+            )));
+        }
         let vae_scaling_factor = vae_config
             .as_ref()
             .and_then(|c| c.get("scaling_factor"))
