@@ -1,5 +1,5 @@
-//! Latent-consistency models against diffusers' `LatentConsistencyModelPipeline`
-//! (scripts/fixtures/lcm_refs.py, tests/fixtures/tiny-lcm): the guidance scale enters the UNet
+//! Latent-consistency models against diffusers' `LatentConsistencyModelPipeline` and optimum's
+//! `ORTLatentConsistencyModelPipeline` (scripts/fixtures/lcm_refs.py, tests/fixtures/tiny-lcm): the guidance scale enters the UNet
 //! as an embedding (`timestep_cond`), there is no unconditional pass, and LCMScheduler steps.
 
 mod common;
@@ -10,6 +10,11 @@ use sdrt::{GenerateParams, Pipeline, RngKind, SchedulerKind};
 /// torch modules vs their ONNX export, as the other end-to-end parity tests.
 const LATENT_TOLERANCE: f32 = 1e-3;
 const IMAGE_TOLERANCE: f32 = 2e-4;
+/// optimum's pipeline runs the same graphs. What is left is the guidance embedding's last-ulp
+/// sin/cos (libm against torch's vectorized kernels, within 6e-8), which this tiny UNet
+/// amplifies to ~5e-5 in the latents; at guidance 1 the embedding is exact and so are they.
+const ORT_LATENT_TOLERANCE: f32 = 1e-4;
+const ORT_IMAGE_TOLERANCE: f32 = 1e-5;
 
 #[test]
 fn latent_consistency_matches_diffusers() {
@@ -43,7 +48,12 @@ fn latent_consistency_matches_diffusers() {
         let run = generate_final(&mut pipeline, &params).unwrap();
         let tolerance = Tolerance { latents: LATENT_TOLERANCE, image: IMAGE_TOLERANCE };
         let errors = compare_run(&name, &run.latents, &run.image.data, case, tolerance, &mut failures);
-        println!("{name:>32}: embedding {embedding_err:.1e}, {errors}");
+        // optimum's ORTLatentConsistencyModelPipeline runs the same ONNX graphs: closer still.
+        let ort_tolerance = Tolerance { latents: ORT_LATENT_TOLERANCE, image: ORT_IMAGE_TOLERANCE };
+        let ort_name = format!("{name} (optimum)");
+        let ort_errors =
+            compare_run(&ort_name, &run.latents, &run.image.data, &case["ort"], ort_tolerance, &mut failures);
+        println!("{name:>32}: embedding {embedding_err:.1e}, diffusers {errors}; optimum {ort_errors}");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
