@@ -3,7 +3,7 @@
 # and tests/fixtures/reference/pipeline_*.json) with scripts/fixtures/make_tiny_sd.py, then
 # the fp16 copy (tests/fixtures/tiny-sd15-fp16, make_fp16_fixture.py), the inpainting,
 # latent-consistency and SDXL fixtures (tests/fixtures/tiny-sd15-inpaint, tiny-lcm, tiny-sdxl,
-# tiny-sdxl-inpaint) and the SD 2.x-style and SD-Turbo-style, image-to-image, inpainting, LCM,
+# tiny-sdxl-inpaint, tiny-sdxl-refiner) and the SD 2.x-style and SD-Turbo-style, image-to-image, inpainting, LCM,
 # SDXL and every-sampler end-to-end references (sd2_style_refs.py, img2img_refs.py,
 # inpaint_refs.py, lcm_refs.py, sdxl_refs.py, sampler_pipeline_refs.py).
 # CPU only, offline (no Hugging Face hub), deterministic: a rerun gives identical files.

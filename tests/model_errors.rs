@@ -67,12 +67,13 @@ fn missing_model_index_and_corrupt_json_are_reported() {
 }
 
 #[test]
-fn sdxl_refiners_and_unknown_pipelines_are_unsupported_not_guessed() {
+fn unknown_pipelines_are_unsupported_and_missing_parts_named() {
     let tmp = damaged_copy("sdxl");
     let index = tmp.0.join("model_index.json");
+    // An SDXL index over SD 1.x files: the second tokenizer is missing.
     std::fs::write(&index, br#"{"_class_name": "StableDiffusionXLPipeline", "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}"#).unwrap();
-    let (error, _) = message(load(&tmp.0));
-    assert!(matches!(error, Error::UnsupportedModel(_)), "{error:?}");
+    let (error, text) = message(load(&tmp.0));
+    assert!(matches!(error, Error::InvalidModel { .. }) && text.contains("tokenizer_2"), "{text}");
     std::fs::write(&index, br#"{"_class_name": "FluxPipeline"}"#).unwrap();
     let (error, text) = message(load(&tmp.0));
     assert!(matches!(error, Error::UnsupportedModel(_)) && text.contains("FluxPipeline"), "{text}");

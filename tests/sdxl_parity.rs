@@ -25,7 +25,11 @@ fn model_dir() -> std::path::PathBuf {
 /// case's scheduler (class and config) when it is not the fixture's own, as a user's
 /// SDXL-Turbo export has its own. The copy, if any, lives as long as the returned `TempDir`.
 fn model_for(case: &Value) -> (std::path::PathBuf, Option<TempDir>) {
-    let fixture = fixtures().join(if case["unet"] == "inpaint" { "tiny-sdxl-inpaint" } else { "tiny-sdxl" });
+    let fixture = fixtures().join(match case["unet"].as_str() {
+        Some("inpaint") => "tiny-sdxl-inpaint",
+        Some("refiner") => "tiny-sdxl-refiner",
+        _ => "tiny-sdxl",
+    });
     let class = case["scheduler"].as_str().unwrap();
     let mut config = case["scheduler_config"].clone();
     config["_class_name"] = class.into();
@@ -60,16 +64,23 @@ fn sdxl_matches_optimum_pipelines() {
     let init = Image::load(&fixtures().join("images/init_64.png")).unwrap();
     let mask = Image::load(&fixtures().join("images/mask_64.png")).unwrap();
     let cases = doc["cases"].as_array().unwrap();
-    assert!(cases.len() >= 9);
+    assert!(cases.len() >= 11);
     let mut failures = Vec::new();
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let (width, height) = (case["width"].as_u64().unwrap() as u32, case["height"].as_u64().unwrap() as u32);
-        // What the reference pipeline fed the UNet: [h, w, 0, 0, h, w] for both halves.
+        // What the reference pipeline fed the UNet: [h, w, 0, 0, h, w] for both halves, or the
+        // refiner's [h, w, 0, 0, aesthetic score], 2.5 for the negative prompt and 6 for the prompt.
+        let refiner = case["unet"] == "refiner";
+        let (h, w) = (height as f32, width as f32);
         let time_ids = floats(&case["add_time_ids"]);
-        for row in time_ids.chunks(6) {
-            assert_eq!(row, [height as f32, width as f32, 0.0, 0.0, height as f32, width as f32], "{name}");
-        }
+        let guided = case["guidance_scale"].as_f64().unwrap() > 1.0;
+        let rows: Vec<Vec<f32>> = match (refiner, guided) {
+            (true, true) => vec![vec![h, w, 0.0, 0.0, 2.5], vec![h, w, 0.0, 0.0, 6.0]],
+            (true, false) => vec![vec![h, w, 0.0, 0.0, 6.0]],
+            (false, _) => vec![vec![h, w, 0.0, 0.0, h, w]; if guided { 2 } else { 1 }],
+        };
+        assert_eq!(time_ids, rows.concat(), "{name}");
         let (dir, _copy) = model_for(case);
         let pipeline = &mut Pipeline::load_dir(&dir, &load_options()).unwrap();
         let clip_skip = case["clip_skip"].as_u64().unwrap_or(0) as u32;
@@ -77,14 +88,14 @@ fn sdxl_matches_optimum_pipelines() {
 
         // The text side on its own: concatenated states and the pooled vector.
         let text = pipeline.text_embeddings(prompt, PromptSyntax::Weighted, clip_skip).unwrap();
-        assert_eq!((text.tokens, text.hidden, text.pooled.len()), (77, 40, 16), "{name}");
+        let hidden = if refiner { 24 } else { 40 };
+        assert_eq!((text.tokens, text.hidden, text.pooled.len()), (77, hidden, 16), "{name}");
         let states_err = max_abs_diff(&text.data, &conditional(&case["prompt_embeds"], text.data.len()));
         let pooled_err = max_abs_diff(&text.pooled, &conditional(&case["add_text_embeds"], 16));
         if states_err > TEXT_TOLERANCE || pooled_err > TEXT_TOLERANCE {
             failures.push(format!("{name}: text states off by {states_err}, pooled by {pooled_err}"));
         }
-        let guided = case["guidance_scale"].as_f64().unwrap() > 1.0;
-        if guided && case["negative_prompt"].is_null() {
+        if guided && case["negative_prompt"].is_null() && !refiner {
             // force_zeros_for_empty_prompt: the unconditional half the reference used is zeros.
             let embeds = floats(&case["prompt_embeds"]);
             assert!(embeds[..embeds.len() / 2].iter().all(|&v| v == 0.0), "{name}");
@@ -142,14 +153,14 @@ fn incomplete_sdxl_exports_are_refused_with_the_reason() {
     let error = Pipeline::load_dir(&dir.0, &load_options()).err().unwrap();
     assert!(matches!(&error, Error::InvalidModel { .. }) && error.to_string().contains("tokenizer_2"), "{error}");
 
-    // The refiner (no first text encoder, aesthetic-score conditioning) is not run.
+    // The base model's UNet (6 time ids) under a refiner's model_index.json (5).
+    copy_dir(&model_dir().join("tokenizer_2"), &dir.0.join("tokenizer_2"));
     let index_path = dir.0.join("model_index.json");
     let mut index: Value = serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
-    index["text_encoder"] = serde_json::json!([null, null]);
     index["requires_aesthetics_score"] = true.into();
     std::fs::write(&index_path, index.to_string()).unwrap();
     let error = Pipeline::load_dir(&dir.0, &load_options()).err().unwrap();
-    assert!(matches!(&error, Error::UnsupportedModel(_)) && error.to_string().contains("refiner"), "{error}");
+    assert!(matches!(&error, Error::InvalidModel { .. }) && error.to_string().contains("time ids"), "{error}");
 }
 
 #[test]

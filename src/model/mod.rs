@@ -30,7 +30,8 @@ pub enum ModelFamily {
     /// encoder whose last layer the UNet attends to.
     StableDiffusion,
     /// Stable Diffusion XL (and SDXL-Turbo): two text encoders whose penultimate layers are
-    /// concatenated, a pooled text embedding and size conditioning (`time_ids`).
+    /// concatenated (the refiner has only the second), a pooled text embedding and size
+    /// conditioning (`time_ids`).
     StableDiffusionXl,
 }
 
@@ -42,9 +43,15 @@ pub struct ModelInfo {
     /// `_class_name` from model_index.json.
     pub pipeline_class: String,
     pub family: ModelFamily,
+    /// The (tokenizer, text encoder) folders, in the order their states are put side by side:
+    /// SD's one pair, SDXL's two, the SDXL refiner's second one alone.
+    pub text_encoders: Vec<(&'static str, &'static str)>,
     /// SDXL: with no negative prompt, the unconditional states are zeros instead of the
     /// encoded empty prompt (`force_zeros_for_empty_prompt` in model_index.json, default true).
     pub force_zeros_for_empty_prompt: bool,
+    /// SDXL refiner: `time_ids` end in an aesthetic score instead of the target size
+    /// (`requires_aesthetics_score` in model_index.json).
+    pub aesthetic_score_conditioning: bool,
     pub scheduler_config: SchedulerConfig,
     /// Latents are divided by this before decoding (`scaling_factor` in the VAE config).
     pub vae_scaling_factor: f32,
@@ -110,7 +117,7 @@ const SUPPORTED_PIPELINES: &[&str] = &[
     "ORTLatentConsistencyModelPipeline",
 ];
 
-/// SDXL pipelines sdrt runs (with both text encoders; the refiner is refused).
+/// SDXL pipelines sdrt runs (the base with both text encoders, the refiner with the second).
 const SDXL_PIPELINES: &[&str] = &[
     "StableDiffusionXLPipeline",
     "ORTStableDiffusionXLPipeline",
@@ -124,9 +131,12 @@ impl ModelInfo {
     pub fn read(source: ModelSource) -> Result<Self> {
         let index = source.read_json("model_index.json")?;
         let pipeline_class = index.get("_class_name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let family = check_supported(&source, &index, &pipeline_class)?;
-        let force_zeros_for_empty_prompt = family == ModelFamily::StableDiffusionXl
-            && index.get("force_zeros_for_empty_prompt").and_then(Value::as_bool).unwrap_or(true);
+        let (family, text_encoders) = check_supported(&source, &index, &pipeline_class)?;
+        let sdxl_flag = |key: &str, default: bool| {
+            family == ModelFamily::StableDiffusionXl && index.get(key).and_then(Value::as_bool).unwrap_or(default)
+        };
+        let force_zeros_for_empty_prompt = sdxl_flag("force_zeros_for_empty_prompt", true);
+        let aesthetic_score_conditioning = sdxl_flag("requires_aesthetics_score", false);
 
         let scheduler_text = source.read_text("scheduler/scheduler_config.json")?;
         let mut scheduler_config = SchedulerConfig::from_json(&scheduler_text)
@@ -178,7 +188,9 @@ impl ModelInfo {
             layout,
             pipeline_class,
             family,
+            text_encoders,
             force_zeros_for_empty_prompt,
+            aesthetic_score_conditioning,
             scheduler_config,
             vae_scaling_factor,
             vae_scale_factor,
@@ -189,26 +201,23 @@ impl ModelInfo {
     }
 }
 
-fn check_supported(source: &ModelSource, index: &Value, class: &str) -> Result<ModelFamily> {
+/// The family a model_index.json describes and its text encoder pairs, after checking that
+/// the components it needs are there.
+fn check_supported(
+    source: &ModelSource,
+    index: &Value,
+    class: &str,
+) -> Result<(ModelFamily, Vec<(&'static str, &'static str)>)> {
     let has = |component: &str| index.get(component).is_some_and(|v| v.get(0).is_some_and(|v| !v.is_null()));
-    let index_path = source.path_of("model_index.json");
-    let (family, components): (_, &[&str]) = if SDXL_PIPELINES.contains(&class) {
-        if !has("text_encoder") {
-            return Err(Error::UnsupportedModel(format!(
-                "{}: an SDXL model without `text_encoder` (the refiner, conditioned on aesthetic scores) is not supported yet",
-                index_path.display()
-            )));
+    let (family, text_encoders) = if SDXL_PIPELINES.contains(&class) {
+        // The refiner has only the second text encoder.
+        let mut pairs = vec![("tokenizer_2", "text_encoder_2")];
+        if has("text_encoder") {
+            pairs.insert(0, ("tokenizer", "text_encoder"));
         }
-        if index.get("requires_aesthetics_score").and_then(Value::as_bool) == Some(true) {
-            return Err(Error::UnsupportedModel(format!(
-                "{}: SDXL with aesthetic-score conditioning (requires_aesthetics_score) is not supported yet",
-                index_path.display()
-            )));
-        }
-        let components = &["text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "unet", "vae_decoder"];
-        (ModelFamily::StableDiffusionXl, components)
+        (ModelFamily::StableDiffusionXl, pairs)
     } else if SUPPORTED_PIPELINES.contains(&class) {
-        (ModelFamily::StableDiffusion, &["text_encoder", "tokenizer", "unet", "vae_decoder"])
+        (ModelFamily::StableDiffusion, vec![("tokenizer", "text_encoder")])
     } else {
         let what = if class.is_empty() { "(no _class_name)".to_string() } else { class.to_string() };
         let hint =
@@ -216,13 +225,14 @@ fn check_supported(source: &ModelSource, index: &Value, class: &str) -> Result<M
         return Err(Error::UnsupportedModel(format!(
             "{}: pipeline {what} is not a Stable Diffusion 1.x/2.x/XL pipeline sdrt runs (text-to-image, \
              image-to-image or inpainting){hint}",
-            index_path.display()
+            source.path_of("model_index.json").display()
         )));
     };
-    for component in components {
+    let graphs = ["unet", "vae_decoder"];
+    for component in text_encoders.iter().flat_map(|&(tokenizer, encoder)| [tokenizer, encoder]).chain(graphs) {
         if !source.exists(&format!("{component}/")) {
             return Err(Error::invalid_model(source.path_of(component), "missing component"));
         }
     }
-    Ok(family)
+    Ok((family, text_encoders))
 }

@@ -185,7 +185,9 @@ pub(crate) struct Unet {
     /// SDXL's extra conditioning: the UNet takes `text_embeds` (the pooled prompt) and
     /// `time_ids` (size and crop conditioning, the same for every item).
     sdxl: bool,
+    /// [batch, width] for the batch `predict` gets next.
     time_ids: Vec<f32>,
+    time_ids_width: Option<usize>,
     /// Predictions of a UNet whose batch is fixed at 1, gathered call by call.
     gathered: Vec<f32>,
 }
@@ -234,6 +236,7 @@ impl Unet {
             Some(_) => return Err(Error::invalid_model(model.path(), "`timestep_cond` must have rank 2")),
         };
         let sdxl = model.input("text_embeds").is_some() || model.input("time_ids").is_some();
+        let time_ids_width = model.input("time_ids").and_then(|i| i.fixed_dim(1)).map(|d| d as usize);
         if sdxl {
             for name in ["text_embeds", "time_ids"] {
                 if model.require_input(name, "SDXL conditioning [batch, features]")?.rank() != 2 {
@@ -260,6 +263,7 @@ impl Unet {
             timestep_cond: Vec::new(),
             sdxl,
             time_ids: Vec::new(),
+            time_ids_width,
             gathered: Vec::new(),
         })
     }
@@ -288,10 +292,16 @@ impl Unet {
         self.sdxl
     }
 
-    /// Sets SDXL's size conditioning fed with every item: [original height, original width,
-    /// crop top, crop left, target height, target width].
-    pub fn set_time_ids(&mut self, time_ids: [f32; 6]) {
-        self.time_ids = time_ids.to_vec();
+    /// Sets SDXL's size conditioning, one row per item of the batch `predict` will get, in its
+    /// order: [original height, original width, crop top, crop left, target height, target
+    /// width], or the refiner's five values ending in an aesthetic score.
+    pub fn set_time_ids(&mut self, rows: Vec<f32>) {
+        self.time_ids = rows;
+    }
+
+    /// How many values a `time_ids` row has, when the graph fixes it.
+    pub fn time_ids_width(&self) -> Option<usize> {
+        self.time_ids_width
     }
 
     /// Whether the unconditional and conditional halves can go through in one call.
@@ -336,13 +346,14 @@ impl Unet {
             )));
         }
         let timestep_cond = self.timestep_cond.repeat(chunk);
-        if self.sdxl && (text.pooled_dim == 0 || self.time_ids.is_empty()) {
+        let ids_width = self.time_ids.len() / batch;
+        if self.sdxl && (text.pooled_dim == 0 || ids_width == 0 || self.time_ids.len() != batch * ids_width) {
             return Err(Error::InvalidArgument(
-                "this UNet is SDXL's: it needs the pooled text embedding (text_encoder_2's `text_embeds`) and time_ids"
+                "this UNet is SDXL's: it needs the pooled text embedding (text_encoder_2's `text_embeds`) and a \
+                 row of time_ids per item"
                     .into(),
             ));
         }
-        let time_ids = self.time_ids.repeat(chunk);
         if chunk < batch {
             self.gathered.clear();
         }
@@ -369,8 +380,8 @@ impl Unet {
                 let pooled = if chunk == batch { &text.pooled[..] } else { text.pooled(i) };
                 let pooled_shape = vec![n as i64, text.pooled_dim as i64];
                 inputs.push(("text_embeds", InputValue::Float { shape: pooled_shape, data: pooled }));
-                let data = &time_ids[..n * 6];
-                inputs.push(("time_ids", InputValue::Float { shape: vec![n as i64, 6], data }));
+                let data = &self.time_ids[i * chunk * ids_width..][..n * ids_width];
+                inputs.push(("time_ids", InputValue::Float { shape: vec![n as i64, ids_width as i64], data }));
             }
             let output = self.model.run(&inputs)?;
             let (_, prediction) = output.float(0)?;

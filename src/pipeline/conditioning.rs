@@ -2,26 +2,54 @@
 //! AUTOMATIC1111's emphasis weights and long prompts (see [`crate::tokenizer::PromptSyntax`]),
 //! for one text encoder (SD 1.x/2.x) or two (SDXL).
 
+use serde_json::Value;
+
 use super::components::{TextEncoder, TextLayer};
 use crate::error::{Error, Result};
+use crate::model::{ModelFamily, ModelInfo};
+use crate::runtime::OnnxModel;
 use crate::tokenizer::{ClipTokenizer, PromptChunk, PromptSyntax};
 
 /// A model's tokenizer/text encoder pairs. SD 1.x/2.x have one and attend to its last
-/// layer; SDXL has two, attends to their penultimate layers side by side (`text_encoder`'s
-/// features first) and takes the pooled embedding from the second.
+/// layer; SDXL has two (the refiner only the second), attends to their penultimate layers side
+/// by side (`text_encoder`'s features first) and takes the pooled embedding from the second.
 pub(crate) struct TextStack {
-    pub encoders: Vec<(ClipTokenizer, TextEncoder)>,
+    encoders: Vec<(ClipTokenizer, TextEncoder)>,
+    sdxl: bool,
 }
 
 impl TextStack {
-    fn is_sdxl(&self) -> bool {
-        self.encoders.len() > 1
+    /// Loads the model's pairs (`load` loads a component's graph) and checks that SDXL's
+    /// encoders give what it reads.
+    pub fn load(info: &ModelInfo, load: &mut dyn FnMut(&str) -> Result<OnnxModel>) -> Result<Self> {
+        let mut encoders = Vec::with_capacity(info.text_encoders.len());
+        for &(tokenizer, encoder) in &info.text_encoders {
+            let eps = info
+                .source
+                .read_optional_json(&format!("{encoder}/config.json"))?
+                .and_then(|config| config.get("layer_norm_eps").and_then(Value::as_f64));
+            let text_encoder = TextEncoder::new(load(encoder)?, eps)?;
+            let sdxl_problem = if info.family != ModelFamily::StableDiffusionXl {
+                None
+            } else if !text_encoder.has_hidden_states() {
+                Some("SDXL reads the text encoders' penultimate layers: the export must have the `hidden_states.*` outputs (optimum exports them for SDXL)")
+            } else if encoder == "text_encoder_2" && !text_encoder.has_pooled() {
+                Some("SDXL's second text encoder must give the pooled embedding (`text_embeds`)")
+            } else {
+                None
+            };
+            if let Some(reason) = sdxl_problem {
+                return Err(Error::invalid_model(info.source.path_of(&format!("{encoder}/model.onnx")), reason));
+            }
+            encoders.push((ClipTokenizer::from_files(&info.source.folder(tokenizer))?, text_encoder));
+        }
+        Ok(TextStack { encoders, sdxl: info.family == ModelFamily::StableDiffusionXl })
     }
 
     /// The layer the UNet attends to with `clip_skip` final layers skipped.
     fn layer(&self, clip_skip: u32) -> TextLayer {
         let skip = clip_skip as usize;
-        match (self.is_sdxl(), skip) {
+        match (self.sdxl, skip) {
             (true, _) => TextLayer::Raw { from_end: skip + 1 },
             (false, 0) => TextLayer::Last,
             (false, _) => TextLayer::Skipped(skip),

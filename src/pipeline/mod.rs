@@ -16,7 +16,7 @@ pub use preview::{PreviewKind, PreviewOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use components::{LatentDistribution, TextEncoder, Unet, UnetConfig, VaeDecoder, VaeEncoder};
+use components::{LatentDistribution, Unet, UnetConfig, VaeDecoder, VaeEncoder};
 use conditioning::{Conditioning, TextStack};
 use inpaint::InpaintMask;
 use preview::LatentToRgb;
@@ -26,11 +26,10 @@ use unet_input::{InpaintInputs, UnetInput};
 use crate::error::{Error, Result};
 use crate::guidance;
 use crate::image::Image;
-use crate::model::{ModelFamily, ModelInfo, ModelSource};
+use crate::model::{ModelInfo, ModelSource};
 use crate::runtime::{Interrupt, OnnxModel};
 use crate::scheduler::{self, SchedulerKind};
-use crate::tokenizer::{ClipTokenizer, PromptSyntax};
-use serde_json::Value;
+use crate::tokenizer::PromptSyntax;
 
 /// Latent channels of Stable Diffusion 1.x/2.x.
 pub(crate) const LATENT_CHANNELS: usize = 4;
@@ -120,38 +119,7 @@ impl Pipeline {
         };
         let interrupt = Arc::new(Interrupt::new(&options.runtime)?);
         let mut load = |component: &str| load_graph(&info.source, component, options, &interrupt, &mut warn);
-        let pairs: &[(&str, &str)] = match info.family {
-            ModelFamily::StableDiffusion => &[("tokenizer", "text_encoder")],
-            ModelFamily::StableDiffusionXl => &[("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")],
-        };
-        let mut encoders = Vec::with_capacity(pairs.len());
-        for &(tokenizer, encoder) in pairs {
-            let eps = info
-                .source
-                .read_optional_json(&format!("{encoder}/config.json"))?
-                .and_then(|config| config.get("layer_norm_eps").and_then(Value::as_f64));
-            encoders.push((
-                ClipTokenizer::from_files(&info.source.folder(tokenizer))?,
-                TextEncoder::new(load(encoder)?, eps)?,
-            ));
-        }
-        if info.family == ModelFamily::StableDiffusionXl {
-            if !encoders[1].1.has_pooled() {
-                return Err(Error::invalid_model(
-                    info.source.path_of("text_encoder_2/model.onnx"),
-                    "SDXL's second text encoder must give the pooled embedding (`text_embeds`)",
-                ));
-            }
-            // SDXL attends to the penultimate layers, which only per-layer outputs give.
-            if let Some(index) = encoders.iter().position(|(_, encoder)| !encoder.has_hidden_states()) {
-                let name = ["text_encoder", "text_encoder_2"][index];
-                return Err(Error::invalid_model(
-                    info.source.path_of(&format!("{name}/model.onnx")),
-                    "SDXL reads the text encoders' penultimate layers: the export must have the \
-                     `hidden_states.*` outputs (optimum exports them for SDXL)",
-                ));
-            }
-        }
+        let text = TextStack::load(&info, &mut load)?;
         let unet = Unet::new(
             load("unet")?,
             UnetConfig {
@@ -159,6 +127,18 @@ impl Pipeline {
                 time_cond_proj_dim: info.unet_time_cond_proj_dim.map(|d| d as usize),
             },
         )?;
+        // The refiner's UNet takes 5 time ids (ending in an aesthetic score), the base's 6.
+        let expected_ids = if info.aesthetic_score_conditioning { 5 } else { 6 };
+        if let Some(width) = unet.time_ids_width().filter(|&w| w != expected_ids) {
+            return Err(Error::invalid_model(
+                info.source.path_of("unet/model.onnx"),
+                format!(
+                    "the UNet takes {width} time ids, but model_index.json's requires_aesthetics_score \
+                     ({}) means {expected_ids}",
+                    info.aesthetic_score_conditioning
+                ),
+            ));
+        }
         let vae_decoder = VaeDecoder::new(load("vae_decoder")?)?;
 
         let default_scheduler = match info.scheduler_config.class_name().and_then(SchedulerKind::from_name) {
@@ -175,7 +155,7 @@ impl Pipeline {
         Ok(Pipeline {
             default_size: (side, side),
             info,
-            text: TextStack { encoders },
+            text,
             unet,
             vae_decoder,
             vae_encoder: None,
@@ -298,9 +278,7 @@ impl Pipeline {
         }
 
         if self.unet.takes_sdxl_conditioning() {
-            // Original size, crop corner, target size: diffusers' defaults.
-            let (h, w) = (height as f32, width as f32);
-            self.unet.set_time_ids([h, w, 0.0, 0.0, h, w]);
+            self.unet.set_time_ids(sdxl_time_ids(&self.info, width, height, guided, images));
         }
 
         // Text states, unconditional first (the order diffusers batches them in), each
@@ -574,6 +552,27 @@ impl Pipeline {
         }
         Ok(())
     }
+}
+
+/// SDXL's size conditioning for every item of the UNet's batch (unconditional items first):
+/// original size, crop corner (0, 0) and target size, as diffusers defaults them, or for the
+/// refiner the original size, the crop corner and diffusers' default aesthetic scores (6 for the
+/// prompt, 2.5 for the negative prompt).
+fn sdxl_time_ids(info: &ModelInfo, width: u32, height: u32, guided: bool, images: usize) -> Vec<f32> {
+    let (h, w) = (height as f32, width as f32);
+    let ids = |aesthetic_score: f32| {
+        if info.aesthetic_score_conditioning {
+            vec![h, w, 0.0, 0.0, aesthetic_score]
+        } else {
+            vec![h, w, 0.0, 0.0, h, w]
+        }
+    };
+    let mut rows = Vec::new();
+    if guided {
+        rows.extend(ids(2.5).repeat(images));
+    }
+    rows.extend(ids(6.0).repeat(images));
+    rows
 }
 
 /// Loads `component/model.onnx` of a model, from its directory or from the embedded bytes.
