@@ -273,25 +273,7 @@ impl Pipeline {
         // Latent-consistency models take the scale as an embedding instead (diffusers' other
         // pipelines give a UNet that has one both: the embedding and guidance).
         let guided = !self.info.is_latent_consistency() && guidance::needs_unconditional_pass(params.guidance_scale);
-        if let Some(dim) = self.unet.timestep_cond_dim() {
-            self.unet.set_timestep_cond(&guidance::guidance_scale_embedding(params.guidance_scale, dim));
-        }
-
-        if self.unet.takes_sdxl_conditioning() {
-            self.unet.set_time_ids(sdxl_time_ids(&self.info, width, height, guided, images));
-        }
-
-        // Text states, unconditional first (the order diffusers batches them in), each
-        // repeated for every image. SDXL models zero the unconditional half when there is no
-        // negative prompt.
-        let zero_unconditional = guided && self.info.force_zeros_for_empty_prompt && params.negative_prompt.is_empty();
-        let prompts: &[&str] =
-            if guided && !zero_unconditional { &[&params.negative_prompt, &params.prompt] } else { &[&params.prompt] };
-        let mut text = Conditioning::encode(&mut self.text, prompts, params.prompt_syntax, params.clip_skip)?;
-        if zero_unconditional {
-            text = text.with_zero_unconditional();
-        }
-        let text = text.repeat_each(images);
+        let text = self.condition(params, (width, height), guided)?;
         let passes = text.tokens.len() / images;
         self.check_cancelled()?;
 
@@ -404,6 +386,33 @@ impl Pipeline {
             vae_encoder: self.vae_encoder.as_mut().map_or(Duration::ZERO, VaeEncoder::take_run_time),
         };
         Ok(decoded)
+    }
+
+    /// What conditions the UNet in this call: the guidance embedding (latent-consistency
+    /// UNets), SDXL's time ids, and the text states, unconditional first (the order diffusers
+    /// batches them in), each repeated for every image. SDXL models zero the unconditional half
+    /// when there is no negative prompt.
+    fn condition(
+        &mut self,
+        params: &GenerateParams,
+        (width, height): (u32, u32),
+        guided: bool,
+    ) -> Result<Conditioning> {
+        let images = params.batch_size as usize;
+        if let Some(dim) = self.unet.timestep_cond_dim() {
+            self.unet.set_timestep_cond(&guidance::guidance_scale_embedding(params.guidance_scale, dim));
+        }
+        if self.unet.takes_sdxl_conditioning() {
+            self.unet.set_time_ids(sdxl_time_ids(&self.info, width, height, guided, images));
+        }
+        let zero_unconditional = guided && self.info.force_zeros_for_empty_prompt && params.negative_prompt.is_empty();
+        let prompts: &[&str] =
+            if guided && !zero_unconditional { &[&params.negative_prompt, &params.prompt] } else { &[&params.prompt] };
+        let mut text = Conditioning::encode(&mut self.text, prompts, params.prompt_syntax, params.clip_skip)?;
+        if zero_unconditional {
+            text = text.with_zero_unconditional();
+        }
+        Ok(text.repeat_each(images))
     }
 
     /// One preview per image of `latents` (the sampler's scale).
