@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{copy_dir, load_options, tiny_model, TempDir};
+use common::{copy_dir, edit_json, load_options, tiny_model, TempDir};
 use sdrt::{Error, Pipeline, RuntimeOptions};
 
 fn load(dir: &std::path::Path) -> Result<Pipeline, Error> {
@@ -92,10 +92,7 @@ fn a_wrong_onnx_runtime_path_is_an_error_not_a_crash() {
 fn vaes_with_per_channel_latent_statistics_are_refused_not_decoded_wrongly() {
     let tmp = TempDir::new("latents-mean");
     copy_dir(&tiny_model("optimum"), &tmp.0);
-    let config_path = tmp.0.join("vae_decoder/config.json");
-    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
-    config["latents_mean"] = serde_json::json!([0.1, 0.2, 0.3, 0.4]);
-    std::fs::write(&config_path, config.to_string()).unwrap();
+    edit_json(&tmp.0.join("vae_decoder/config.json"), |c| c["latents_mean"] = serde_json::json!([0.1, 0.2, 0.3, 0.4]));
     let (error, text) = message(load(&tmp.0));
     assert!(matches!(error, Error::UnsupportedModel(_)) && text.contains("latents_mean"), "{text}");
 }
@@ -105,10 +102,7 @@ fn a_768_px_model_defaults_to_768_px() {
     // SD 2.x's 768 px models say so through the UNet's sample_size (96 latents x 8).
     let tmp = TempDir::new("sample-size");
     copy_dir(&tiny_model("optimum"), &tmp.0);
-    let config_path = tmp.0.join("unet/config.json");
-    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
-    config["sample_size"] = 96.into();
-    std::fs::write(&config_path, config.to_string()).unwrap();
+    edit_json(&tmp.0.join("unet/config.json"), |c| c["sample_size"] = 96.into());
     let pipeline = load(&tmp.0).unwrap();
     assert_eq!(pipeline.default_size(), (768, 768));
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{copy_dir, fixtures, floats, load_options, read_json, tiny_model, TempDir};
+use common::{copy_dir, edit_json, fixtures, floats, load_options, read_json, tiny_model, TempDir};
 use sdrt::tokenizer::ClipTokenizer;
 use sdrt::{GenerateParams, Pipeline};
 
@@ -22,10 +22,9 @@ fn assemble(case: &serde_json::Value) -> TempDir {
     config["_class_name"] = "PNDMScheduler".into();
     let config = serde_json::to_string_pretty(&config).unwrap();
     std::fs::write(dir.0.join("scheduler/scheduler_config.json"), config).unwrap();
-    let index_path = dir.0.join("model_index.json");
-    let mut index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
-    index["scheduler"][1] = case["scheduler_config"]["_class_name"].clone();
-    std::fs::write(&index_path, index.to_string()).unwrap();
+    edit_json(&dir.0.join("model_index.json"), |index| {
+        index["scheduler"][1] = case["scheduler_config"]["_class_name"].clone()
+    });
     dir
 }
 

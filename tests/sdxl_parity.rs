@@ -6,7 +6,8 @@
 mod common;
 
 use common::{
-    compare_run, copy_dir, fixtures, floats, generate_final, load_options, max_abs_diff, read_json, TempDir, Tolerance,
+    compare_run, copy_dir, edit_json, fixtures, floats, generate_final, load_options, max_abs_diff, read_json, TempDir,
+    Tolerance,
 };
 use sdrt::model::ModelFamily;
 use sdrt::{Error, GenerateParams, Image, Pipeline, PromptSyntax, RngKind};
@@ -42,10 +43,7 @@ fn model_for(case: &Value) -> (std::path::PathBuf, Option<TempDir>) {
     let dir = TempDir::new("sdxl-scheduler");
     copy_dir(&fixture, &dir.0);
     std::fs::write(dir.0.join("scheduler/scheduler_config.json"), config.to_string()).unwrap();
-    let index_path = dir.0.join("model_index.json");
-    let mut index: Value = serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
-    index["scheduler"][1] = class.into();
-    std::fs::write(&index_path, index.to_string()).unwrap();
+    edit_json(&dir.0.join("model_index.json"), |index| index["scheduler"][1] = class.into());
     (dir.0.clone(), Some(dir))
 }
 
@@ -132,10 +130,7 @@ fn an_encoded_empty_negative_prompt_is_not_the_zeros_sdxl_asks_for() {
     // image, so sdrt must be reading the flag.
     let dir = TempDir::new("sdxl-no-zeros");
     copy_dir(&model_dir(), &dir.0);
-    let index_path = dir.0.join("model_index.json");
-    let mut index: Value = serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
-    index["force_zeros_for_empty_prompt"] = false.into();
-    std::fs::write(&index_path, index.to_string()).unwrap();
+    edit_json(&dir.0.join("model_index.json"), |index| index["force_zeros_for_empty_prompt"] = false.into());
     let params = GenerateParams { prompt: "a red circle".into(), steps: 2, ..GenerateParams::default() };
     let generate = |path: &std::path::Path| {
         let mut pipeline = Pipeline::load_dir(path, &load_options()).unwrap();
@@ -155,10 +150,7 @@ fn incomplete_sdxl_exports_are_refused_with_the_reason() {
 
     // The base model's UNet (6 time ids) under a refiner's model_index.json (5).
     copy_dir(&model_dir().join("tokenizer_2"), &dir.0.join("tokenizer_2"));
-    let index_path = dir.0.join("model_index.json");
-    let mut index: Value = serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
-    index["requires_aesthetics_score"] = true.into();
-    std::fs::write(&index_path, index.to_string()).unwrap();
+    edit_json(&dir.0.join("model_index.json"), |index| index["requires_aesthetics_score"] = true.into());
     let error = Pipeline::load_dir(&dir.0, &load_options()).err().unwrap();
     assert!(matches!(&error, Error::InvalidModel { .. }) && error.to_string().contains("time ids"), "{error}");
 }

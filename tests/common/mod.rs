@@ -112,6 +112,13 @@ pub fn generate_final(pipeline: &mut sdrt::Pipeline, params: &sdrt::GeneratePara
     Ok(FinalRun { image, latents, steps })
 }
 
+/// Rewrites the JSON file at `path` with `change` applied (model_index.json, configs).
+pub fn edit_json(path: &Path, change: impl FnOnce(&mut serde_json::Value)) {
+    let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    change(&mut value);
+    std::fs::write(path, value.to_string()).unwrap();
+}
+
 /// A fresh temporary directory, removed when dropped.
 pub struct TempDir(pub PathBuf);
 
