@@ -32,7 +32,10 @@ impl TextStack {
             let sdxl_problem = if info.family != ModelFamily::StableDiffusionXl {
                 None
             } else if !text_encoder.has_hidden_states() {
-                Some("SDXL reads the text encoders' penultimate layers: the export must have the `hidden_states.*` outputs (optimum exports them for SDXL)")
+                Some(
+                    "SDXL reads the text encoders' penultimate layers: the export must have the \
+                     `hidden_states.*` outputs (optimum exports them for SDXL)",
+                )
             } else if encoder == "text_encoder_2" && !text_encoder.has_pooled() {
                 Some("SDXL's second text encoder must give the pooled embedding (`text_embeds`)")
             } else {
