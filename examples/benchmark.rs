@@ -13,8 +13,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let steps: u32 = args.get(1).map_or(Ok(20), |s| s.parse())?;
     let repeats: u32 = args.get(2).map_or(Ok(5), |s| s.parse())?;
-    let options =
-        LoadOptions { runtime: RuntimeOptions { intra_op_threads: 1, ..RuntimeOptions::default() }, on_warning: None };
+    let options = LoadOptions {
+        runtime: RuntimeOptions { intra_op_threads: 1, ..RuntimeOptions::default() },
+        ..LoadOptions::default()
+    };
     let mut pipeline = match args.first().filter(|a| a.as_str() != "-") {
         Some(dir) => Pipeline::load_dir(dir, &options)?,
         None => Pipeline::load_embedded(&options)?,

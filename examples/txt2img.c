@@ -53,6 +53,8 @@ static void usage(FILE *to) {
             "                          (default: put the init image's pixels back there)\n"
             "  --plain-prompts         read prompts as diffusers does (no (emphasis:1.2) or\n"
             "                          BREAK syntax, truncated at 77 tokens)\n"
+            "  --low-memory            keep only the UNet loaded between uses (text encoders and\n"
+            "                          VAE are loaded for their part of the work)\n"
             "  --quiet                 no progress bar\n");
 }
 
@@ -65,7 +67,7 @@ static int fail(const char *what, sdrt_status status) {
     return 1;
 }
 
-static bool show_progress(void *user_data, uint32_t step, uint32_t total_steps) {
+static int32_t show_progress(void *user_data, uint32_t step, uint32_t total_steps) {
     const int width = 30;
     int filled = total_steps ? (int)(step * width / total_steps) : width;
     (void)user_data;
@@ -73,7 +75,7 @@ static bool show_progress(void *user_data, uint32_t step, uint32_t total_steps) 
             (unsigned)step, (unsigned)total_steps);
     if (step == total_steps) fputc('\n', stderr);
     fflush(stderr);
-    return true; /* returning false would cancel the generation */
+    return 1; /* returning 0 would cancel the generation */
 }
 
 static int parse_u64(const char *flag, const char *text, unsigned long long max, unsigned long long *out) {
@@ -96,6 +98,8 @@ int main(int argc, char **argv) {
     unsigned long long batch_count = 1;
     sdrt_generate_params params;
     sdrt_generate_params_init(&params);
+    sdrt_load_options options;
+    sdrt_load_options_init(&options);
 
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
@@ -107,8 +111,12 @@ int main(int argc, char **argv) {
             quiet = 1;
             continue;
         }
+        if (!strcmp(flag, "--low-memory")) {
+            options.low_memory = 1;
+            continue;
+        }
         if (!strcmp(flag, "--keep-decoded")) {
-            params.preserve_unmasked = false;
+            params.preserve_unmasked = 0;
             continue;
         }
         if (!strcmp(flag, "--plain-prompts")) {
@@ -215,7 +223,7 @@ int main(int argc, char **argv) {
     }
 
     sdrt_pipeline *pipeline = NULL;
-    sdrt_status status = sdrt_pipeline_load(model, NULL, &pipeline);
+    sdrt_status status = sdrt_pipeline_load(model, &options, &pipeline);
     if (status != SDRT_STATUS_OK) {
         sdrt_image_free(init_image);
         sdrt_image_free(mask);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates include/sdrt.h from src/ffi with the pinned cbindgen.
+# Regenerates include/sdrt.h from src/ffi (only: internal items never reach the header) with
+# the pinned cbindgen.
 #   scripts/generate_header.sh          write include/sdrt.h
 #   scripts/generate_header.sh --check  fail if the committed header is out of date
 set -euo pipefail
@@ -24,7 +25,7 @@ out=include/sdrt.h
 if [[ ${1:-} == --check ]]; then
   tmp=$(mktemp)
   trap 'rm -f "$tmp"' EXIT
-  cbindgen --quiet --config cbindgen.toml --crate sdrt --output "$tmp" .
+  cbindgen --quiet --config cbindgen.toml --output "$tmp" src/ffi/mod.rs
   if ! cmp -s "$tmp" "$out"; then
     echo "include/sdrt.h is out of date; run scripts/generate_header.sh and commit it" >&2
     diff -u "$out" "$tmp" >&2 || true
@@ -32,6 +33,6 @@ if [[ ${1:-} == --check ]]; then
   fi
   echo "include/sdrt.h is up to date"
 else
-  cbindgen --quiet --config cbindgen.toml --crate sdrt --output "$out" .
+  cbindgen --quiet --config cbindgen.toml --output "$out" src/ffi/mod.rs
   echo "wrote $out"
 fi

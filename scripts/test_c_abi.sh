@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Compiles the C sample and the C/C++ ABI tests against include/sdrt.h with every warning
-# as an error, then runs them under valgrind memcheck (zero errors, no definite leaks).
+# Compiles the header alone (C99 and C++11, -Wpadded), the C sample and the C/C++ ABI tests
+# against include/sdrt.h with every warning as an error, then runs them under valgrind
+# memcheck (zero errors, no definite leaks); the job test also runs natively, for its timings.
 # Expects `cargo build --release` to have run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,14 +17,22 @@ unset ORT_DYLIB_PATH
 
 cflags=(-std=c99 -Wall -Wextra -Werror -pedantic -Iinclude)
 link=(-L"$lib" -lsdrt -Wl,-rpath,"$PWD/$lib")
+# The header alone, as C99 and C++11: no warning, and no struct with implicit padding.
+echo '#include "sdrt.h"' | gcc "${cflags[@]}" -Wpadded -fsyntax-only -x c -
+echo '#include "sdrt.h"' | g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Wpadded -Iinclude -fsyntax-only -x c++ -
 gcc "${cflags[@]}" examples/txt2img.c -o "$build/txt2img" "${link[@]}"
 gcc "${cflags[@]}" tests/c/abi_test.c -o "$build/abi_test" "${link[@]}"
-g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude tests/c/header_test.cpp -o "$build/header_test" "${link[@]}"
+gcc "${cflags[@]}" tests/c/job_test.c -o "$build/job_test" "${link[@]}"
+g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Wpadded -Iinclude tests/c/header_test.cpp -o "$build/header_test" \
+  "${link[@]}"
 
 memcheck=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
   --show-leak-kinds=definite --suppressions="$PWD/tests/c/valgrind.supp")
 
 "$build/header_test"
+# Natively: it measures poll times and counts threads.
+(cd "$build" && ./job_test "../../$model")
+(cd "$build" && SDRT_TEST_MEMCHECK=1 "${memcheck[@]}" ./job_test "../../$model" >/dev/null)
 (cd "$build" && "${memcheck[@]}" ./abi_test "../../$model")
 "${memcheck[@]}" "$build/txt2img" --model "$model" --prompt "a red circle on a blue background" \
   --steps 2 --width 64 --height 64 --output "$build/txt2img.png"

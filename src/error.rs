@@ -16,14 +16,21 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file (or directory) the operation was on.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
 
     /// A model file is missing, corrupt, or does not have the expected signature.
     #[error("invalid model: {}: {reason}", path.display())]
-    InvalidModel { path: PathBuf, reason: String },
+    InvalidModel {
+        /// The file or model folder at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// The model directory holds a family sdrt does not run (yet).
     #[error("unsupported model: {0}")]
@@ -44,6 +51,15 @@ pub enum Error {
     /// The caller cancelled the operation (progress callback or cancel function).
     #[error("cancelled")]
     Cancelled,
+
+    /// The call would wait for work this thread is itself doing (it was made from inside one
+    /// of the pipeline's callbacks), or the object is in a state that does not allow it yet.
+    #[error("busy: {0}")]
+    Busy(String),
+
+    /// A bug in sdrt, caught before it could take the host process down.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {

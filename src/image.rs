@@ -32,10 +32,12 @@ impl Image {
         Image::from_rgb8(width, height, pixels)
     }
 
+    /// Width in pixels.
     pub fn width(&self) -> u32 {
         self.width
     }
 
+    /// Height in pixels.
     pub fn height(&self) -> u32 {
         self.height
     }
@@ -45,6 +47,7 @@ impl Image {
         self.width as usize * 3
     }
 
+    /// The interleaved RGB8 bytes, `height` rows of [`Image::stride`] bytes each.
     pub fn pixels(&self) -> &[u8] {
         &self.pixels
     }

@@ -4,10 +4,13 @@
 //! them: the CLIP tokenizer, schedulers, guidance, random numbers and images. Rust users
 //! start at [`Pipeline`]; C users at `include/sdrt.h` (generated from [`ffi`]).
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod ffi;
 pub mod guidance;
 pub mod image;
+pub mod log;
 pub mod model;
 pub mod pipeline;
 pub mod rng;
@@ -18,8 +21,8 @@ pub mod tokenizer;
 pub use error::{Error, Result};
 pub use image::Image;
 pub use pipeline::{
-    CancelHandle, FloatImage, GenerateParams, LoadOptions, Pipeline, PreviewKind, PreviewOptions, StepProgress,
-    TextEmbeddings, Timings,
+    CancelHandle, FloatImage, GenerateParams, Job, JobProgress, JobState, LoadOptions, Pipeline, PreviewKind,
+    PreviewOptions, SharedPipeline, StepProgress, TextEmbeddings, Timings,
 };
 pub use rng::RngKind;
 pub use runtime::{ExecutionProvider, ProviderPolicy, RuntimeOptions};

@@ -72,11 +72,11 @@ fn corrupt_model_through_the_boundary() {
 fn cancel_from_another_thread() {
     let pipeline = load(&tiny_model("diffusers")).unwrap();
     static STEPS: AtomicU32 = AtomicU32::new(0);
-    unsafe extern "C" fn on_step(_: *mut c_void, step: u32, _: u32) -> bool {
+    unsafe extern "C" fn on_step(_: *mut c_void, step: u32, _: u32) -> i32 {
         STEPS.store(step, Ordering::SeqCst);
         // Slow each step down so the other thread's cancel lands mid-run.
         std::thread::sleep(std::time::Duration::from_millis(20));
-        true
+        1
     }
     let status = std::thread::scope(|s| {
         let worker = s.spawn(|| {
@@ -129,22 +129,50 @@ fn concurrent_generates_on_one_pipeline_are_serialized() {
 }
 
 #[test]
-fn an_older_shorter_params_struct_gets_defaults_for_the_rest() {
+fn structs_of_the_v1_size_and_of_a_newer_header() {
     let pipeline = load(&tiny_model("diffusers")).unwrap();
-    let mut p = params();
-    p.steps = 1;
-    p.scheduler = SDRT_SCHEDULER_DDIM;
     let prompt = CString::new("a red circle").unwrap();
-    p.prompt = prompt.as_ptr();
-    // A caller compiled against a header that ended after `seed` (width/height/steps/... kept).
-    p.struct_size = std::mem::offset_of!(sdrt_generate_params, scheduler) as u32;
-    let mut image = ptr::null_mut();
-    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_OK, "{}", last_error());
-    unsafe { sdrt_image_free(image) };
-
-    p.struct_size = 0;
-    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
-    assert!(last_error().contains("struct_size"));
+    // A newer header's struct: this one plus fields this library does not know.
+    #[repr(C)]
+    struct Newer {
+        v1: sdrt_generate_params,
+        added: u64,
+    }
+    let mut newer = Newer { v1: params(), added: 0 };
+    newer.v1.struct_size = std::mem::size_of::<Newer>() as u32;
+    newer.v1.steps = 1;
+    newer.v1.prompt = prompt.as_ptr();
+    let generate = |params: *const sdrt_generate_params| {
+        let mut image = ptr::null_mut();
+        let status = unsafe { sdrt_pipeline_generate(pipeline.0, params, &mut image) };
+        let pixels = (!image.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(sdrt_image_pixels(image), 64 * 64 * 3) }.to_vec());
+        unsafe { sdrt_image_free(image) };
+        (status, pixels)
+    };
+    // Unknown fields left at zero (what a newer *_init writes) mean "not used": accepted.
+    let (status, with_zero_tail) = generate(&newer.v1);
+    assert_eq!(status, SDRT_STATUS_OK, "{}", last_error());
+    // An old caller's struct, of the v1 size.
+    let mut old = newer.v1;
+    old.struct_size = std::mem::size_of::<sdrt_generate_params>() as u32;
+    let (status, v1) = generate(&old);
+    assert_eq!(status, SDRT_STATUS_OK);
+    assert_eq!(with_zero_tail, v1);
+    // A setting this library does not have is refused, not ignored.
+    newer.added = 1;
+    assert_eq!(generate(&newer.v1).0, SDRT_STATUS_INVALID_ARGUMENT);
+    assert!(last_error().contains("newer sdrt header"), "{}", last_error());
+    // Smaller than v1, or not initialised at all.
+    for size in [0, 4, std::mem::offset_of!(sdrt_generate_params, prompt) as u32, 1 << 30] {
+        let mut p = params();
+        p.struct_size = size;
+        assert_eq!(generate(&p).0, SDRT_STATUS_INVALID_ARGUMENT, "struct_size {size}");
+        assert!(last_error().contains("struct_size"));
+    }
+    let mut p = params();
+    p.reserved = 1;
+    assert_eq!(generate(&p).0, SDRT_STATUS_INVALID_ARGUMENT);
 }
 
 #[test]
@@ -322,13 +350,24 @@ fn img2img_through_the_c_abi() {
         *p = (i * 7 % 251) as u8;
     }
     let mut init = ptr::null_mut();
-    assert_eq!(unsafe { sdrt_image_from_rgb8(64, 64, stride, pixels.as_ptr(), &mut init) }, SDRT_STATUS_OK);
+    assert_eq!(
+        unsafe { sdrt_image_from_rgb8(64, 64, stride, pixels.as_ptr(), pixels.len(), &mut init) },
+        SDRT_STATUS_OK
+    );
     assert_eq!(unsafe { sdrt_image_stride(init) }, 192, "packed on the way in");
     let packed = unsafe { std::slice::from_raw_parts(sdrt_image_pixels(init), 192 * 64) };
     assert_eq!(&packed[192..384], &pixels[200..392]);
-    for (width, stride, pixels) in [(0, 0, pixels.as_ptr()), (64, 100, pixels.as_ptr()), (64, 0, ptr::null())] {
+    let len = pixels.len();
+    for (width, stride, pixels, len) in [
+        (0, 0, pixels.as_ptr(), len),
+        (64, 100, pixels.as_ptr(), len),
+        (64, 0, ptr::null(), len),
+        // The last row needs only its pixels, not the padding: one byte short of those.
+        (64, stride, pixels.as_ptr(), 63 * stride + 191),
+        (64, usize::MAX / 2, pixels.as_ptr(), len),
+    ] {
         let mut bad = ptr::null_mut();
-        assert_ne!(unsafe { sdrt_image_from_rgb8(width, 64, stride, pixels, &mut bad) }, SDRT_STATUS_OK);
+        assert_ne!(unsafe { sdrt_image_from_rgb8(width, 64, stride, pixels, len, &mut bad) }, SDRT_STATUS_OK);
         assert!(bad.is_null());
     }
 
@@ -377,22 +416,18 @@ fn inpainting_through_the_c_abi() {
     assert!(last_error().contains("mask_image"), "{}", last_error());
 
     p.mask_image = mask;
-    assert!(p.preserve_unmasked, "the default keeps the unmasked pixels");
+    assert_eq!(p.preserve_unmasked, 1, "the default keeps the unmasked pixels");
     assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_OK, "{}", last_error());
     let (out, original, gray) = (bytes(image).to_vec(), bytes(init), bytes(mask));
     let black = (0..out.len()).filter(|&i| gray[i] == 0).collect::<Vec<_>>();
     assert!(black.len() > 6000 && black.iter().all(|&i| out[i] == original[i]), "kept pixels are the init image's");
     assert!((0..out.len()).filter(|&i| gray[i] == 255).any(|i| out[i] != original[i]), "masked pixels are repainted");
     unsafe { sdrt_image_free(image) };
-    p.preserve_unmasked = false;
+    p.preserve_unmasked = 0;
     assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_OK, "{}", last_error());
     assert!(black.iter().any(|&i| bytes(image)[i] != original[i]), "without the overlay: the VAE's pixels");
     unsafe { sdrt_image_free(image) };
 
-    // A caller built against the header before inpainting (struct ends at `strength`) gets
-    // no mask: the inpainting model says what it needs instead of reading past the struct.
-    p.struct_size = std::mem::offset_of!(sdrt_generate_params, mask_image) as u32;
-    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.0, &p, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
     unsafe {
         sdrt_image_free(init);
         sdrt_image_free(mask);
@@ -404,16 +439,10 @@ fn previews_through_the_c_abi() {
     let pipeline = load(&tiny_model("optimum")).unwrap();
     /// What the callback saw: (step, image index, width, height) per preview.
     struct Seen(Vec<(u32, u32, u32, u32)>, u32);
-    unsafe extern "C" fn on_preview(
-        user: *mut c_void,
-        step: u32,
-        _: u32,
-        index: u32,
-        image: *const sdrt_image,
-    ) -> bool {
+    unsafe extern "C" fn on_preview(user: *mut c_void, step: u32, _: u32, index: u32, image: *const sdrt_image) -> i32 {
         let seen = unsafe { &mut *(user as *mut Seen) };
         seen.0.push((step, index, unsafe { sdrt_image_width(image) }, unsafe { sdrt_image_height(image) }));
-        step < seen.1
+        i32::from(step < seen.1)
     }
     let mut p = params();
     p.steps = 4;

@@ -21,8 +21,13 @@ use sdrt::scheduler::SamplerName;
 use sdrt::{GenerateParams, Pipeline, RngKind};
 use serde_json::Value;
 
-/// Pixels (in [0, 1]) and the numpy run's latents (same ONNX graphs as the reference).
+/// Pixels (in [0, 1]).
 const TOLERANCE: f32 = 1e-4;
+/// The numpy run's latents: the same ONNX graphs as the reference, equal to it on the CPU
+/// that made it, but ONNX Runtime picks its kernels per CPU: on an AMD EPYC without AVX-512
+/// the UNet differs in the last bits, which guidance and the steps grow to ~4e-4 here (the
+/// images stay within 1e-5). A wrong noise draw or sampler step is off by O(1e-2) or more.
+const NUMPY_LATENT_TOLERANCE: f32 = 1e-3;
 /// The torch run's latents: the torch UNet and its ONNX export differ by ~5e-6 per call,
 /// which guidance (x 7.5 on cond - uncond) and 6 steps grow to ~1.5e-4 in the latents; the
 /// VAE then shrinks it back under 1e-5 in the image. A wrong noise draw is off by O(1).
@@ -88,7 +93,7 @@ fn every_sampler_matches_diffusers_with_torch_and_numpy_seeds() {
         for (what, err, tolerance) in [
             ("torch latents", latent_err, TORCH_LATENT_TOLERANCE),
             ("torch image", image_err, TOLERANCE),
-            ("numpy latents", numpy_err, TOLERANCE),
+            ("numpy latents", numpy_err, NUMPY_LATENT_TOLERANCE),
         ] {
             if err > tolerance {
                 failures.push(format!("{name}: {what} off by {err}"));

@@ -8,16 +8,22 @@
 // are NULL or valid for the documented use, strings NUL-terminated, buffers as long as said.
 #![allow(clippy::missing_safety_doc)]
 
+mod enums;
 mod error;
 mod image;
+mod job;
+mod log;
 mod options;
 mod pipeline;
 mod status;
 mod strings;
 mod version;
 
+pub use enums::*;
 pub use error::sdrt_last_error_message;
 pub use image::*;
+pub use job::*;
+pub use log::*;
 pub use options::*;
 pub use pipeline::*;
 pub use status::*;

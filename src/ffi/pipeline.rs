@@ -1,49 +1,112 @@
-//! `sdrt_pipeline`: load, query, generate, cancel, free.
+//! `sdrt_pipeline`: load, query, generate, cancel, free; and the runtime it runs on.
 
-use std::ffi::{c_char, c_void, CString};
-use std::sync::{Arc, Mutex};
+use std::ffi::c_char;
+use std::sync::Arc;
 
+use super::enums::*;
 use super::image::sdrt_image;
+use super::log::CallbackTarget;
 use super::options::*;
 use super::strings::{optional_str, required};
 use super::{boundary, sdrt_status, Failure};
 use crate::error::Error;
-use crate::pipeline::{CancelHandle, GenerateParams, LoadOptions, Pipeline, PreviewOptions};
+use crate::log::Level;
+use crate::model::MemoryFiles;
+use crate::pipeline::{LoadOptions, Pipeline, Shared, SharedPipeline, StepProgress};
+use crate::runtime::ExecutionProvider;
 
 /// A loaded model, ready to generate images. Create with `sdrt_pipeline_load`, free with
 /// `sdrt_pipeline_free`.
 ///
-/// Threading: a pipeline may be used from any thread. Concurrent `sdrt_pipeline_generate`
-/// calls on one pipeline are serialized (the second waits for the first);
-/// `sdrt_pipeline_cancel` never waits and may be called from any thread at any time.
-pub struct sdrt_pipeline {
-    pipeline: Mutex<Pipeline>,
-    cancel: CancelHandle,
-}
+/// Threads: every function may be called on a pipeline from any thread, concurrently.
+/// Generations (blocking calls and jobs) run one at a time in the order they were asked for;
+/// a blocking call waits for those before it. Queries (`sdrt_pipeline_default_size`, ...)
+/// and `sdrt_pipeline_cancel` never wait. A call that would have to wait for a generation
+/// its own thread is running (made from inside that generation's callback) returns
+/// `SDRT_STATUS_BUSY` instead of deadlocking.
+///
+/// sdrt creates one thread per pipeline, its job thread, at the first `sdrt_pipeline_submit`;
+/// it ends in `sdrt_pipeline_free`. Graph work runs on the shared pool of `sdrt_runtime_init`
+/// unless `sdrt_load_options.intra_op_threads` gives each graph a pool of its own.
+pub struct sdrt_pipeline(SharedPipeline);
 
-/// The C log callback travels into the core as a closure; it is called only during the
-/// load call, on the caller's thread, which is what the header promises.
-struct LogSink {
-    callback: unsafe extern "C" fn(*mut c_void, sdrt_log_level, *const c_char),
-    user_data: *mut c_void,
-}
-// SAFETY: the sink is used only synchronously inside sdrt_pipeline_load, on the caller's thread.
-unsafe impl Send for LogSink {}
-unsafe impl Sync for LogSink {}
-
-impl LogSink {
-    fn log(&self, level: sdrt_log_level, message: &str) {
-        let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
-        // SAFETY: the caller gave us this callback and user_data for the duration of the call.
-        unsafe { (self.callback)(self.user_data, level, text.as_ptr()) };
+impl sdrt_pipeline {
+    /// The pipeline's state, held for the whole call: freeing the handle meanwhile (from a
+    /// callback) cannot free what the call uses.
+    pub(crate) fn shared(ptr: *const sdrt_pipeline) -> Result<Arc<Shared>, Failure> {
+        Ok(required(ptr, "pipeline")?.0.handle())
     }
+}
+
+/// Loads ONNX Runtime now (instead of at the first load) and sets the process's shared
+/// thread pool: `shared_threads` intra-op threads (0: ONNX Runtime's default, the number of
+/// physical cores). Once per process, ONNX Runtime then makes `shared_threads - 1` threads for
+/// the pool (the thread running a graph is the last) and one thread of its own; every
+/// pipeline loaded with `intra_op_threads = 0` runs on that pool, however many there are.
+///
+/// `ort_library_path`: as `sdrt_load_options.ort_library_path` (NULL searches). Calling it
+/// again with the same path and thread count does nothing; a different thread count once
+/// ONNX Runtime is loaded is `SDRT_STATUS_INVALID_ARGUMENT` (the pool cannot be resized), and
+/// so is a different path (`SDRT_STATUS_RUNTIME_UNAVAILABLE`).
+///
+/// Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_INVALID_UTF8`, `SDRT_STATUS_INVALID_ARGUMENT`,
+/// `SDRT_STATUS_RUNTIME_UNAVAILABLE`. Any thread; blocks while the library loads.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_runtime_init(ort_library_path: *const c_char, shared_threads: u32) -> sdrt_status {
+    boundary(|| {
+        let path = unsafe { optional_str(ort_library_path, "ort_library_path") }?;
+        let threads = shared_threads as usize;
+        if threads > crate::runtime::MAX_THREADS {
+            return Err(Error::InvalidArgument(format!(
+                "shared_threads {threads} must be 0 to {}",
+                crate::runtime::MAX_THREADS
+            ))
+            .into());
+        }
+        crate::runtime::start_runtime(path.map(std::path::Path::new), Some(threads))?;
+        Ok(())
+    })
+}
+
+/// Writes to `*available` 1 if the loaded ONNX Runtime library has the execution provider
+/// `kind` (`SDRT_PROVIDER_*`), else 0. Loads ONNX Runtime first if no call has (as
+/// `sdrt_runtime_init(NULL, 0)`). A provider the library has may still fail to start (no
+/// device, missing CUDA libraries): loading with `SDRT_PROVIDER_POLICY_FAIL` tells for sure.
+///
+/// Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`, `SDRT_STATUS_INVALID_ARGUMENT`
+/// (unknown kind), `SDRT_STATUS_RUNTIME_UNAVAILABLE`. Any thread.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_provider_available(kind: sdrt_provider_kind, available: *mut u32) -> sdrt_status {
+    boundary(|| {
+        if available.is_null() {
+            return Err(Failure::Null("available"));
+        }
+        let provider = match kind {
+            SDRT_PROVIDER_CPU => ExecutionProvider::Cpu,
+            SDRT_PROVIDER_CUDA => ExecutionProvider::Cuda { device_id: 0, options: Vec::new() },
+            SDRT_PROVIDER_DIRECTML => ExecutionProvider::DirectMl { adapter_index: 0 },
+            SDRT_PROVIDER_COREML => ExecutionProvider::CoreMl { options: Vec::new() },
+            other => return Err(Error::InvalidArgument(format!("unknown provider kind {other}")).into()),
+        };
+        crate::runtime::ort_environment(None)?;
+        let has = crate::runtime::provider_available(&provider)?;
+        unsafe { *available = u32::from(has) };
+        Ok(())
+    })
 }
 
 /// Loads a Stable Diffusion model.
 ///
 /// `model_dir`: a diffusers or optimum-onnx ONNX export directory (UTF-8), or NULL for the
-/// default model compiled into the library. `options`: NULL for the defaults. On success
-/// `*out` receives a new pipeline the caller owns and frees with `sdrt_pipeline_free`.
+/// default model compiled into the library. `options`: NULL for the defaults; read during the
+/// call only. On success `*out` receives a new pipeline the caller owns and frees with
+/// `sdrt_pipeline_free`.
+///
+/// Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`, `SDRT_STATUS_INVALID_UTF8`,
+/// `SDRT_STATUS_INVALID_ARGUMENT`, `SDRT_STATUS_IO`, `SDRT_STATUS_INVALID_MODEL`,
+/// `SDRT_STATUS_UNSUPPORTED_MODEL`, `SDRT_STATUS_RUNTIME_UNAVAILABLE`,
+/// `SDRT_STATUS_PROVIDER_UNAVAILABLE`. Any thread; blocks for the load (seconds for large
+/// models). `options->log_callback` is called on this thread, during this call only.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_load(
     model_dir: *const c_char,
@@ -55,28 +118,101 @@ pub unsafe extern "C" fn sdrt_pipeline_load(
             return Err(Failure::Null("out"));
         }
         let model_dir = unsafe { optional_str(model_dir, "model_dir") }?;
-        let mut defaults = std::mem::MaybeUninit::<sdrt_load_options>::uninit();
-        unsafe { sdrt_load_options_init(defaults.as_mut_ptr()) };
-        let defaults = unsafe { defaults.assume_init() };
-        let c_options =
-            if options.is_null() { defaults } else { unsafe { read_versioned(options, defaults, "options") }? };
-
-        let mut load_options = LoadOptions { runtime: c_options.to_runtime_options()?, on_warning: None };
-        if let Some(callback) = c_options.log_callback {
-            let sink = LogSink { callback, user_data: c_options.log_user_data };
-            load_options.on_warning = Some(Arc::new(move |message: &str| sink.log(SDRT_LOG_WARNING, message)));
-        }
-        let pipeline = match model_dir {
-            Some(dir) => Pipeline::load_dir(dir, &load_options)?,
-            None => Pipeline::load_embedded(&load_options)?,
-        };
-        let handle = sdrt_pipeline { cancel: pipeline.cancel_handle(), pipeline: Mutex::new(pipeline) };
-        unsafe { *out = Box::into_raw(Box::new(handle)) };
+        let pipeline = load_with(options, |load_options| match model_dir {
+            Some(dir) => Pipeline::load_dir(dir, load_options),
+            None => Pipeline::load_embedded(load_options),
+        })?;
+        unsafe { *out = Box::into_raw(Box::new(pipeline)) };
         Ok(())
     })
 }
 
-/// Frees a pipeline. NULL is a no-op. The pipeline must not be in use by another thread.
+/// One file of a model handed over in memory (`sdrt_pipeline_load_from_files`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sdrt_model_file {
+    /// UTF-8 path relative to the model's root, as in a model directory: `model_index.json`,
+    /// `unet/model.onnx`, `tokenizer/vocab.json`, ...
+    pub path: *const c_char,
+    /// The file's `size` bytes (may be NULL when `size` is 0).
+    pub data: *const u8,
+    /// Bytes at `data`.
+    pub size: usize,
+}
+
+/// Loads a model from files in memory (from a packed archive, an Android asset, ...) laid
+/// out as a model directory: the same pipeline, and the same images, as `sdrt_pipeline_load`
+/// on that directory gives. Both export layouts (diffusers and optimum) work; graphs with
+/// external data files do not yet.
+///
+/// Ownership: sdrt copies what it needs during the call; the caller may free or reuse every
+/// buffer as soon as it returns. Of the large files only the VAE encoder's stays copied
+/// (image-to-image loads it on first use); the other graphs are in ONNX Runtime's own form.
+/// `files`: `count` entries (at most 4096), read during the call. `options` and `out` as for
+/// `sdrt_pipeline_load`.
+///
+/// Statuses: as `sdrt_pipeline_load`, with `SDRT_STATUS_INVALID_ARGUMENT` for a path that is
+/// absolute, climbs out with `..` or is given twice. Any thread; blocks for the load.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_pipeline_load_from_files(
+    files: *const sdrt_model_file,
+    count: usize,
+    options: *const sdrt_load_options,
+    out: *mut *mut sdrt_pipeline,
+) -> sdrt_status {
+    boundary(|| {
+        if out.is_null() {
+            return Err(Failure::Null("out"));
+        }
+        if files.is_null() {
+            return Err(Failure::Null("files"));
+        }
+        if count > 4096 {
+            return Err(Error::InvalidArgument(format!("{count} files are more than a model has")).into());
+        }
+        // SAFETY: the caller promises `count` entries at `files`.
+        let entries = unsafe { std::slice::from_raw_parts(files, count) };
+        let mut copied = Vec::with_capacity(count);
+        for entry in entries {
+            let path = unsafe { super::strings::required_str(entry.path, "files[].path") }?;
+            let bytes: Arc<[u8]> = match (entry.data.is_null(), entry.size) {
+                (_, 0) => Arc::from(&[][..]),
+                (true, _) => return Err(Failure::Null("files[].data")),
+                // SAFETY: the caller promises `size` readable bytes at `data`.
+                (false, size) => Arc::from(unsafe { std::slice::from_raw_parts(entry.data, size) }),
+            };
+            copied.push((path.to_string(), bytes));
+        }
+        let files = MemoryFiles::new(copied)?;
+        let pipeline = load_with(options, |load_options| Pipeline::load_memory(files, load_options))?;
+        unsafe { *out = Box::into_raw(Box::new(pipeline)) };
+        Ok(())
+    })
+}
+
+/// Reads the caller's load options and loads with them.
+fn load_with(
+    options: *const sdrt_load_options,
+    load: impl FnOnce(&LoadOptions) -> crate::error::Result<Pipeline>,
+) -> Result<sdrt_pipeline, Failure> {
+    let c_options = match options.is_null() {
+        true => <sdrt_load_options as Versioned>::defaults(),
+        false => unsafe { read_versioned(options, "options") }?,
+    };
+    let mut load_options = c_options.to_load_options()?;
+    if let Some(callback) = c_options.log_callback {
+        let target = CallbackTarget { callback, user_data: c_options.log_user_data };
+        load_options.on_warning = Some(Arc::new(move |message: &str| target.send(Level::Warning, message)));
+    }
+    Ok(sdrt_pipeline(SharedPipeline::new(load(&load_options)?)))
+}
+
+/// Frees a pipeline. NULL is a no-op. Cancels its queued and running generations and jobs
+/// (their jobs end as `SDRT_JOB_CANCELLED`; job handles stay valid until `sdrt_job_free`),
+/// waits for the running one to stop (one UNet evaluation at most) and for its job thread to
+/// end. From inside one of the pipeline's own callbacks it does not wait: the generation in
+/// progress ends cancelled and the memory is released when it returns. No other thread may
+/// be calling into the pipeline, or start to, once this is called.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_free(pipeline: *mut sdrt_pipeline) {
     if !pipeline.is_null() {
@@ -85,6 +221,8 @@ pub unsafe extern "C" fn sdrt_pipeline_free(pipeline: *mut sdrt_pipeline) {
 }
 
 /// Writes the model's native image size (used when params leave width/height at 0).
+/// Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`. Any thread; never waits, also
+/// while a generation runs and from inside its callbacks.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_default_size(
     pipeline: *const sdrt_pipeline,
@@ -92,11 +230,11 @@ pub unsafe extern "C" fn sdrt_pipeline_default_size(
     height: *mut u32,
 ) -> sdrt_status {
     boundary(|| {
-        let handle = required(pipeline, "pipeline")?;
+        let shared = sdrt_pipeline::shared(pipeline)?;
         if width.is_null() || height.is_null() {
             return Err(Failure::Null(if width.is_null() { "width" } else { "height" }));
         }
-        let (w, h) = lock(handle)?.default_size();
+        let (w, h) = shared.default_size();
         unsafe {
             *width = w;
             *height = h;
@@ -110,6 +248,7 @@ pub unsafe extern "C" fn sdrt_pipeline_default_size(
 /// `sdrt_generate_params_init` cannot know the model, so it sets SD's 25 and 7.5; copy these
 /// into the params where the user chose none. (Turbo models want 1-4 steps at guidance 0,
 /// and cannot be told from their files.)
+/// Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`. Any thread; never waits.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_recommended_settings(
     pipeline: *const sdrt_pipeline,
@@ -117,11 +256,11 @@ pub unsafe extern "C" fn sdrt_pipeline_recommended_settings(
     guidance_scale: *mut f32,
 ) -> sdrt_status {
     boundary(|| {
-        let handle = required(pipeline, "pipeline")?;
+        let shared = sdrt_pipeline::shared(pipeline)?;
         if steps.is_null() || guidance_scale.is_null() {
             return Err(Failure::Null(if steps.is_null() { "steps" } else { "guidance_scale" }));
         }
-        let settings = lock(handle)?.info().recommended_settings();
+        let settings = shared.recommended_settings();
         unsafe {
             *steps = settings.steps;
             *guidance_scale = settings.guidance_scale;
@@ -131,28 +270,24 @@ pub unsafe extern "C" fn sdrt_pipeline_recommended_settings(
 }
 
 /// Writes the sampler the model's scheduler_config.json names (`SDRT_SCHEDULER_*`).
+/// Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`. Any thread; never waits.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_default_scheduler(
     pipeline: *const sdrt_pipeline,
     out: *mut sdrt_scheduler,
 ) -> sdrt_status {
     boundary(|| {
-        let handle = required(pipeline, "pipeline")?;
+        let shared = sdrt_pipeline::shared(pipeline)?;
         if out.is_null() {
             return Err(Failure::Null("out"));
         }
-        let code = scheduler_code(lock(handle)?.default_scheduler())?;
+        let code = scheduler_code(shared.default_scheduler())?;
         unsafe { *out = code };
         Ok(())
     })
 }
 
-/// Generates one image from a prompt.
-///
-/// `params`: NULL for all defaults (empty prompt); its `batch_size` must be 1 (see
-/// `sdrt_pipeline_generate_batch`). Blocks until done, cancelled or failed. The progress
-/// callback runs on this thread. On success `*out` receives a new image the caller owns and
-/// frees with `sdrt_image_free`.
+/// Generates one image from a prompt: `sdrt_pipeline_generate_batch` with room for one.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_generate(
     pipeline: *mut sdrt_pipeline,
@@ -162,12 +297,22 @@ pub unsafe extern "C" fn sdrt_pipeline_generate(
     unsafe { sdrt_pipeline_generate_batch(pipeline, params, out, 1) }
 }
 
-/// Generates `params->batch_size` images in one pass; image `i` is the image seed
+/// Generates `params->batch_size` images and waits for them; image `i` is the image seed
 /// `params->seed + i` gives on its own.
 ///
-/// `out` points to an array of `capacity` image pointers (at least `batch_size`). On success
-/// the first `batch_size` entries receive new images the caller owns and frees one by one with
-/// `sdrt_image_free`; on failure the array is not written.
+/// `params`: NULL for all defaults (empty prompt); read during the call (images it points to
+/// are borrowed until it returns). `out` points to an array of `capacity` image pointers (at
+/// least `batch_size`). On success the first `batch_size` entries receive new images the
+/// caller owns and frees one by one with `sdrt_image_free`; on failure the array is not
+/// written.
+///
+/// Runs on the calling thread once the generations asked for before it have run; the
+/// progress and preview callbacks are called on this thread, before it returns.
+/// Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`, `SDRT_STATUS_INVALID_UTF8`,
+/// `SDRT_STATUS_INVALID_ARGUMENT`, `SDRT_STATUS_UNSUPPORTED_MODEL` (e.g. image-to-image
+/// without a VAE encoder), `SDRT_STATUS_INVALID_MODEL`, `SDRT_STATUS_INFERENCE_FAILED`,
+/// `SDRT_STATUS_CANCELLED` (a callback returned 0, or `sdrt_pipeline_cancel`),
+/// `SDRT_STATUS_BUSY` (called from inside this pipeline's own callback).
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_generate_batch(
     pipeline: *mut sdrt_pipeline,
@@ -176,15 +321,15 @@ pub unsafe extern "C" fn sdrt_pipeline_generate_batch(
     capacity: usize,
 ) -> sdrt_status {
     boundary(|| {
-        let handle = required(pipeline.cast_const(), "pipeline")?;
+        let shared = sdrt_pipeline::shared(pipeline)?;
         if out.is_null() {
             return Err(Failure::Null("out"));
         }
-        let mut defaults = std::mem::MaybeUninit::<sdrt_generate_params>::uninit();
-        unsafe { sdrt_generate_params_init(defaults.as_mut_ptr()) };
-        let defaults = unsafe { defaults.assume_init() };
-        let c_params = if params.is_null() { defaults } else { unsafe { read_versioned(params, defaults, "params") }? };
-        let params = to_generate_params(&c_params)?;
+        let c_params = match params.is_null() {
+            true => <sdrt_generate_params as Versioned>::defaults(),
+            false => unsafe { read_versioned(params, "params") }?,
+        };
+        let params = c_params.to_generate_params(false)?;
         if params.batch_size as usize > capacity {
             return Err(Error::InvalidArgument(format!(
                 "batch size {} needs room for that many images (sdrt_pipeline_generate_batch); the output holds {capacity}",
@@ -193,21 +338,22 @@ pub unsafe extern "C" fn sdrt_pipeline_generate_batch(
             .into());
         }
 
-        let mut progress = |step: &crate::pipeline::StepProgress<'_>| {
+        let mut progress = |step: &StepProgress<'_>| {
             let (done, total) = (step.step as u32, step.total_steps as u32);
             let mut go_on = match c_params.progress_callback {
-                Some(callback) => unsafe { callback(c_params.progress_user_data, done, total) },
+                Some(callback) => (unsafe { callback(c_params.progress_user_data, done, total) }) != 0,
                 None => true,
             };
             if let Some(callback) = c_params.preview_callback {
                 for (index, preview) in step.previews.iter().enumerate() {
                     let preview = sdrt_image(preview.clone());
-                    go_on &= unsafe { callback(c_params.preview_user_data, done, total, index as u32, &preview) };
+                    go_on &=
+                        (unsafe { callback(c_params.preview_user_data, done, total, index as u32, &preview) }) != 0;
                 }
             }
             go_on
         };
-        let images = lock(handle)?.generate_batch(&params, &mut progress)?;
+        let images = shared.generate_batch(&params, &mut progress)?;
         // SAFETY: the caller promises `capacity` >= batch_size writable entries.
         let out = unsafe { std::slice::from_raw_parts_mut(out, images.len()) };
         for (slot, image) in out.iter_mut().zip(images) {
@@ -217,67 +363,29 @@ pub unsafe extern "C" fn sdrt_pipeline_generate_batch(
     })
 }
 
-/// Asks the generation running on `pipeline` (on any thread) to stop. It returns
-/// `SDRT_STATUS_CANCELLED` promptly: a network call already running inside ONNX Runtime is
-/// ended too, not waited for. Never blocks. A cancel that arrives when no generation is
-/// running has no effect on later generations.
+/// Cancels every generation queued or running on `pipeline` when it is called (blocking
+/// calls and jobs): those return or end as cancelled, a running one within one UNet
+/// evaluation (a graph call already inside ONNX Runtime is ended too). Generations asked for
+/// afterwards are not affected. Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`.
+/// Any thread, also from inside callbacks; never waits.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_cancel(pipeline: *const sdrt_pipeline) -> sdrt_status {
     boundary(|| {
-        required(pipeline, "pipeline")?.cancel.cancel();
+        sdrt_pipeline::shared(pipeline)?.cancel_all();
         Ok(())
     })
 }
 
-fn lock(handle: &sdrt_pipeline) -> Result<std::sync::MutexGuard<'_, Pipeline>, Failure> {
-    // A panic caught earlier may have poisoned the lock; the pipeline holds no invariant a
-    // half-finished generation could break (buffers are per call), so keep using it.
-    Ok(handle.pipeline.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
-}
-
-fn to_generate_params(c: &sdrt_generate_params) -> Result<GenerateParams, Failure> {
-    let prompt = unsafe { optional_str(c.prompt, "prompt") }?.unwrap_or_default().to_string();
-    let negative_prompt =
-        unsafe { optional_str(c.negative_prompt, "negative_prompt") }?.unwrap_or_default().to_string();
-    let scheduler = match c.scheduler {
-        SDRT_SCHEDULER_DEFAULT => None,
-        code => Some(scheduler_kind(code).ok_or_else(|| Error::InvalidArgument(format!("unknown scheduler {code}")))?),
-    };
-    let initial_noise = if c.initial_noise_len > 0 {
-        if c.initial_noise.is_null() {
-            return Err(Failure::Null("initial_noise"));
-        }
-        // SAFETY: the caller promises `initial_noise_len` floats at `initial_noise`.
-        Some(unsafe { std::slice::from_raw_parts(c.initial_noise, c.initial_noise_len) }.to_vec())
-    } else {
-        None
-    };
-    let nonzero = |v: u32| (v != 0).then_some(v);
-    Ok(GenerateParams {
-        prompt,
-        negative_prompt,
-        prompt_syntax: prompt_syntax(c.prompt_syntax)?,
-        width: nonzero(c.width),
-        height: nonzero(c.height),
-        steps: c.steps,
-        clip_skip: c.clip_skip,
-        guidance_scale: c.guidance_scale,
-        guidance_rescale: c.guidance_rescale,
-        seed: c.seed,
-        batch_size: c.batch_size,
-        // SAFETY: the caller promises a live image or NULL.
-        init_image: unsafe { c.init_image.as_ref() }.map(|image| image.0.clone()),
-        strength: c.strength,
-        // SAFETY: as for `init_image`.
-        mask_image: unsafe { c.mask_image.as_ref() }.map(|image| image.0.clone()),
-        preserve_unmasked: c.preserve_unmasked,
-        preview: match (c.preview_every, c.preview_callback) {
-            (0, _) | (_, None) => None,
-            (every, Some(_)) => Some(PreviewOptions { every, kind: preview_kind(c.preview_kind)? }),
-        },
-        rng: rng_kind(c.rng)?,
-        scheduler,
-        sigmas: sigma_spacing(c.sigma_schedule)?,
-        initial_noise,
+/// Releases every graph the pipeline can load again (for a model directory: all of them;
+/// loaded from memory: those whose bytes it kept), returning their memory now; the next
+/// generation loads what it needs again, which costs about a load's time. Tokenizers and
+/// settings stay. If a generation is running, the graphs go when it ends.
+/// Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`. Any thread, also from callbacks;
+/// never waits.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_pipeline_trim(pipeline: *mut sdrt_pipeline) -> sdrt_status {
+    boundary(|| {
+        sdrt_pipeline::shared(pipeline)?.trim();
+        Ok(())
     })
 }

@@ -31,6 +31,11 @@ pub const SDRT_STATUS_INFERENCE_FAILED: sdrt_status = 9;
 pub const SDRT_STATUS_CANCELLED: sdrt_status = 10;
 /// A bug in sdrt was caught at the boundary; the handle involved should be freed.
 pub const SDRT_STATUS_PANIC: sdrt_status = 11;
+/// A wait ended at its time limit before the awaited work did (`sdrt_job_wait`).
+pub const SDRT_STATUS_TIMEOUT: sdrt_status = 12;
+/// The call cannot proceed now without deadlocking or racing: it was made from inside a
+/// callback of the work it would wait for, or asks for a result that does not exist yet.
+pub const SDRT_STATUS_BUSY: sdrt_status = 13;
 
 /// Every status with its static description, in one place.
 const DESCRIPTIONS: &[(sdrt_status, &str)] = &[
@@ -46,10 +51,12 @@ const DESCRIPTIONS: &[(sdrt_status, &str)] = &[
     (SDRT_STATUS_INFERENCE_FAILED, "inference failed\0"),
     (SDRT_STATUS_CANCELLED, "cancelled\0"),
     (SDRT_STATUS_PANIC, "internal error (panic)\0"),
+    (SDRT_STATUS_TIMEOUT, "timed out\0"),
+    (SDRT_STATUS_BUSY, "busy\0"),
 ];
 
 /// A short static description of `status` ("unknown status" for values this version does
-/// not know). Never NULL; the string is owned by sdrt and must not be freed.
+/// not know). Never NULL; the string is owned by sdrt and must not be freed. Any thread.
 #[no_mangle]
 pub extern "C" fn sdrt_status_str(status: sdrt_status) -> *const c_char {
     DESCRIPTIONS.iter().find(|(code, _)| *code == status).map_or("unknown status\0", |(_, text)| text).as_ptr().cast()
@@ -65,6 +72,8 @@ pub(crate) fn status_of(error: &Error) -> sdrt_status {
         Error::ProviderUnavailable(_) => SDRT_STATUS_PROVIDER_UNAVAILABLE,
         Error::Inference(_) => SDRT_STATUS_INFERENCE_FAILED,
         Error::Cancelled => SDRT_STATUS_CANCELLED,
+        Error::Busy(_) => SDRT_STATUS_BUSY,
+        Error::Internal(_) => SDRT_STATUS_PANIC,
     }
 }
 

@@ -4,7 +4,7 @@
 mod embedded;
 mod source;
 
-pub use source::ModelSource;
+pub use source::{MemoryFiles, ModelSource};
 
 use serde_json::Value;
 
@@ -38,10 +38,13 @@ pub enum ModelFamily {
 /// What sdrt knows about a model directory before any graph is loaded.
 #[derive(Clone, Debug)]
 pub struct ModelInfo {
+    /// Where the model's files are read from.
     pub source: ModelSource,
+    /// How the directory was exported (diffusers ONNX or optimum-onnx).
     pub layout: ExportLayout,
     /// `_class_name` from model_index.json.
     pub pipeline_class: String,
+    /// The model family, from the pipeline class.
     pub family: ModelFamily,
     /// The (tokenizer, text encoder) folders, in the order their states are put side by side:
     /// SD's one pair, SDXL's two, the SDXL refiner's second one alone.
@@ -52,6 +55,8 @@ pub struct ModelInfo {
     /// SDXL refiner: `time_ids` end in an aesthetic score instead of the target size
     /// (`requires_aesthetics_score` in model_index.json).
     pub aesthetic_score_conditioning: bool,
+    /// `scheduler/scheduler_config.json`, with `class` set to the scheduler class
+    /// model_index.json names when it names one.
     pub scheduler_config: SchedulerConfig,
     /// Latents are divided by this before decoding (`scaling_factor` in the VAE config).
     pub vae_scaling_factor: f32,
@@ -77,7 +82,9 @@ impl ModelInfo {
 /// Steps and guidance scale a model family is meant to run with.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RecommendedSettings {
+    /// Number of inference steps.
     pub steps: u32,
+    /// Classifier-free guidance scale.
     pub guidance_scale: f32,
 }
 
@@ -128,6 +135,10 @@ const SDXL_PIPELINES: &[&str] = &[
 ];
 
 impl ModelInfo {
+    /// Reads and checks model_index.json, the scheduler config and the optional UNet and VAE
+    /// configs, without loading any graph. Fails with [`Error::UnsupportedModel`] for a
+    /// pipeline (or VAE latent normalization) sdrt does not run, and with
+    /// [`Error::InvalidModel`] for a missing component folder or a missing or malformed config.
     pub fn read(source: ModelSource) -> Result<Self> {
         let index = source.read_json("model_index.json")?;
         let pipeline_class = index.get("_class_name").and_then(Value::as_str).unwrap_or_default().to_string();

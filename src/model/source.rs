@@ -1,7 +1,9 @@
 //! Where a model's files come from: a directory on disk, or the model compiled into the library.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -10,9 +12,61 @@ use crate::error::{Error, Result};
 /// A model's files, addressed by paths relative to the model root (`unet/model.onnx`).
 #[derive(Clone, Debug)]
 pub enum ModelSource {
+    /// A model directory on disk.
     Directory(PathBuf),
     /// The default model, compiled into the library (see `embedded.rs`).
     Embedded,
+    /// Files a host handed over in memory (from a packed archive, an Android asset, ...).
+    Memory(Arc<MemoryFiles>),
+}
+
+/// A model's files in memory, by relative path.
+#[derive(Debug, Default)]
+pub struct MemoryFiles {
+    files: BTreeMap<String, Arc<[u8]>>,
+}
+
+/// Most files an in-memory model may have (a diffusers export has about 20).
+const MAX_MEMORY_FILES: usize = 4096;
+
+impl MemoryFiles {
+    /// The files, each under a relative path with `/` separators (`unet/model.onnx`). Paths
+    /// that are absolute, climb out with `..`, or repeat are refused.
+    pub fn new(files: impl IntoIterator<Item = (String, Arc<[u8]>)>) -> Result<Self> {
+        let mut map = BTreeMap::new();
+        for (path, bytes) in files {
+            let clean = normalize(&path).ok_or_else(|| {
+                Error::InvalidArgument(format!("model file path {path:?} must be relative, without `..`"))
+            })?;
+            if map.insert(clean, bytes).is_some() {
+                return Err(Error::InvalidArgument(format!("model file path {path:?} is given twice")));
+            }
+            if map.len() > MAX_MEMORY_FILES {
+                return Err(Error::InvalidArgument(format!("a model has at most {MAX_MEMORY_FILES} files")));
+            }
+        }
+        Ok(MemoryFiles { files: map })
+    }
+
+    /// The same files less `paths` (graphs already loaded, whose bytes are no longer needed).
+    pub(crate) fn without(&self, paths: &[&str]) -> Self {
+        let files = self.files.iter().filter(|(k, _)| !paths.contains(&k.as_str()));
+        MemoryFiles { files: files.map(|(k, v)| (k.clone(), v.clone())).collect() }
+    }
+
+    pub(crate) fn get(&self, relative: &str) -> Option<&Arc<[u8]>> {
+        self.files.get(relative)
+    }
+}
+
+/// `path` as a key: `/`-separated, no empty, `.` or `..` parts, not absolute.
+fn normalize(path: &str) -> Option<String> {
+    let path = path.replace('\\', "/");
+    if path.starts_with('/') || path.contains(':') {
+        return None;
+    }
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    (!parts.is_empty() && !parts.contains(&"..")).then(|| parts.join("/"))
 }
 
 impl ModelSource {
@@ -30,6 +84,7 @@ impl ModelSource {
         match self {
             ModelSource::Directory(root) => root.join(relative),
             ModelSource::Embedded => Path::new("<embedded default model>").join(relative),
+            ModelSource::Memory(_) => Path::new("<model in memory>").join(relative),
         }
     }
 
@@ -38,6 +93,7 @@ impl ModelSource {
         match self {
             ModelSource::Directory(root) => root.join(relative).exists(),
             ModelSource::Embedded => super::embedded::files().iter().any(|(name, _)| name.starts_with(relative)),
+            ModelSource::Memory(files) => files.files.keys().any(|name| name.starts_with(relative)),
         }
     }
 
@@ -56,23 +112,28 @@ impl ModelSource {
                 .iter()
                 .find(|(name, _)| *name == relative)
                 .map(|(_, bytes)| Cow::Borrowed(*bytes))),
+            ModelSource::Memory(files) => Ok(files.get(relative).map(|bytes| Cow::Owned(bytes.to_vec()))),
         }
     }
 
+    /// The bytes of a file; a missing file is an invalid model.
     pub fn read(&self, relative: &str) -> Result<Cow<'static, [u8]>> {
         self.read_optional(relative)?.ok_or_else(|| Error::invalid_model(self.path_of(relative), "file not found"))
     }
 
+    /// A UTF-8 text file.
     pub fn read_text(&self, relative: &str) -> Result<String> {
         let bytes = self.read(relative)?;
         String::from_utf8(bytes.into_owned())
             .map_err(|_| Error::invalid_model(self.path_of(relative), "not valid UTF-8 text"))
     }
 
+    /// A JSON file.
     pub fn read_json(&self, relative: &str) -> Result<Value> {
         self.read_optional_json(relative)?.ok_or_else(|| Error::invalid_model(self.path_of(relative), "file not found"))
     }
 
+    /// A JSON file, or None when it does not exist.
     pub fn read_optional_json(&self, relative: &str) -> Result<Option<Value>> {
         let Some(bytes) = self.read_optional(relative)? else { return Ok(None) };
         serde_json::from_slice(&bytes)
@@ -88,6 +149,7 @@ pub struct ModelFolder<'a> {
 }
 
 impl ModelSource {
+    /// One folder of the model, for loaders that read files by name.
     pub fn folder<'a>(&'a self, folder: &'a str) -> ModelFolder<'a> {
         ModelFolder { source: self, folder }
     }

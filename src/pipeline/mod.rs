@@ -3,21 +3,26 @@
 
 mod components;
 mod conditioning;
+mod graphs;
 mod inpaint;
 mod layer_norm;
 mod params;
 mod preview;
+mod queue;
 mod start;
 mod unet_input;
 
 pub use params::{CancelHandle, GenerateParams, LoadOptions, StepProgress, WarningSink};
 pub use preview::{PreviewKind, PreviewOptions};
+pub(crate) use queue::Shared;
+pub use queue::{Job, JobProgress, JobState, SharedPipeline};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use components::{LatentDistribution, Unet, UnetConfig, VaeDecoder, VaeEncoder};
-use conditioning::{Conditioning, TextStack};
+use components::LatentDistribution;
+use conditioning::Conditioning;
+use graphs::Graphs;
 use inpaint::InpaintMask;
 use preview::LatentToRgb;
 use start::SourceImage;
@@ -26,8 +31,7 @@ use unet_input::{InpaintInputs, UnetInput};
 use crate::error::{Error, Result};
 use crate::guidance;
 use crate::image::Image;
-use crate::model::{ModelInfo, ModelSource};
-use crate::runtime::{Interrupt, OnnxModel};
+use crate::model::{MemoryFiles, ModelInfo, ModelSource};
 use crate::scheduler::{self, SchedulerKind};
 use crate::tokenizer::PromptSyntax;
 
@@ -42,15 +46,10 @@ const MAX_BATCH: u32 = 64;
 /// A loaded Stable Diffusion pipeline. Keep it and call [`Pipeline::generate`] many times.
 pub struct Pipeline {
     info: ModelInfo,
-    text: TextStack,
-    unet: Unet,
-    vae_decoder: VaeDecoder,
-    /// Loaded on the first image-to-image call (text-to-image never needs it).
-    vae_encoder: Option<VaeEncoder>,
+    /// The text encoders, UNet and VAE, loaded and released as the options say.
+    graphs: Graphs,
     /// The approximate previews' colour map, fitted to the VAE decoder on first use.
     latent_rgb: Option<LatentToRgb>,
-    /// What the model was loaded with, for graphs loaded later.
-    options: LoadOptions,
     default_scheduler: SchedulerKind,
     default_size: (u32, u32),
     cancel: CancelHandle,
@@ -63,7 +62,9 @@ pub struct Pipeline {
 pub struct TextEmbeddings {
     /// Row-major [tokens, hidden].
     pub data: Vec<f32>,
+    /// Token positions (a multiple of 77).
     pub tokens: usize,
+    /// Features per token.
     pub hidden: usize,
     /// SDXL's pooled prompt embedding (`text_encoder_2`'s `text_embeds`); empty for SD 1.x/2.x.
     pub pooled: Vec<f32>,
@@ -72,11 +73,15 @@ pub struct TextEmbeddings {
 /// Where the time of the last generation went.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Timings {
+    /// The whole generation.
     pub total: Duration,
     /// Inside ONNX Runtime, per graph.
     pub text_encoder: Duration,
+    /// Inside the UNet.
     pub unet: Duration,
+    /// Inside the VAE decoder.
     pub vae_decoder: Duration,
+    /// Inside the VAE encoder (image-to-image and inpainting).
     pub vae_encoder: Duration,
 }
 
@@ -90,8 +95,11 @@ impl Timings {
 /// A decoded image as floats in [0, 1], interleaved RGB, before 8-bit quantization.
 #[derive(Clone, Debug)]
 pub struct FloatImage {
+    /// Pixels per row.
     pub width: u32,
+    /// Rows.
     pub height: u32,
+    /// `height * width * 3` values, rows top to bottom.
     pub data: Vec<f32>,
 }
 
@@ -106,40 +114,36 @@ impl Pipeline {
         Self::load(ModelSource::Embedded, options)
     }
 
+    /// Loads a model from files in memory, laid out as in a model directory. The pipeline
+    /// keeps only the bytes of graphs it may load again: the VAE encoder (loaded on first
+    /// use), and in low-memory mode the text encoders and VAE decoder.
+    pub fn load_memory(files: MemoryFiles, options: &LoadOptions) -> Result<Self> {
+        let mut pipeline = Self::load(ModelSource::Memory(Arc::new(files)), options)?;
+        if let ModelSource::Memory(files) = &pipeline.info.source {
+            let loaded: &[&str] = if options.low_memory {
+                &["unet/model.onnx"]
+            } else {
+                &["text_encoder/model.onnx", "text_encoder_2/model.onnx", "unet/model.onnx", "vae_decoder/model.onnx"]
+            };
+            pipeline.info.source = ModelSource::Memory(Arc::new(files.without(loaded)));
+        }
+        Ok(pipeline)
+    }
+
+    /// Loads a model from any source (directory, embedded, memory).
     pub fn load(source: ModelSource, options: &LoadOptions) -> Result<Self> {
         let info = ModelInfo::read(source)?;
         let mut warnings = Vec::new();
         let mut warn = |message: String| {
-            if let Some(callback) = &options.on_warning {
-                callback(&message);
+            match &options.on_warning {
+                Some(callback) => callback(&message),
+                None => crate::log::warn(&message),
             }
             if !warnings.contains(&message) {
                 warnings.push(message);
             }
         };
-        let interrupt = Arc::new(Interrupt::new(&options.runtime)?);
-        let mut load = |component: &str| load_graph(&info.source, component, options, &interrupt, &mut warn);
-        let text = TextStack::load(&info, &mut load)?;
-        let unet = Unet::new(
-            load("unet")?,
-            UnetConfig {
-                in_channels: info.unet_in_channels.map(|c| c as usize),
-                time_cond_proj_dim: info.unet_time_cond_proj_dim.map(|d| d as usize),
-            },
-        )?;
-        // The refiner's UNet takes 5 time ids (ending in an aesthetic score), the base's 6.
-        let expected_ids = if info.aesthetic_score_conditioning { 5 } else { 6 };
-        if let Some(width) = unet.time_ids_width().filter(|&w| w != expected_ids) {
-            return Err(Error::invalid_model(
-                info.source.path_of("unet/model.onnx"),
-                format!(
-                    "the UNet takes {width} time ids, but model_index.json's requires_aesthetics_score \
-                     ({}) means {expected_ids}",
-                    info.aesthetic_score_conditioning
-                ),
-            ));
-        }
-        let vae_decoder = VaeDecoder::new(load("vae_decoder")?)?;
+        let graphs = Graphs::load(&info, options, &mut warn)?;
 
         let default_scheduler = match info.scheduler_config.class_name().and_then(SchedulerKind::from_name) {
             Some(kind) => kind,
@@ -154,20 +158,17 @@ impl Pipeline {
         let side = info.unet_sample_size.map_or(512, |s| s * info.vae_scale_factor).min(MAX_SIDE);
         Ok(Pipeline {
             default_size: (side, side),
+            cancel: CancelHandle(graphs.interrupt().clone()),
             info,
-            text,
-            unet,
-            vae_decoder,
-            vae_encoder: None,
+            graphs,
             latent_rgb: None,
-            options: options.clone(),
             default_scheduler,
-            cancel: CancelHandle(interrupt),
             warnings,
             last_timings: Timings::default(),
         })
     }
 
+    /// What the model's files say: family, layout, configs.
     pub fn info(&self) -> &ModelInfo {
         &self.info
     }
@@ -193,8 +194,18 @@ impl Pipeline {
     /// `tokens` a multiple of the tokenizer's 77, with emphasis weights applied and `clip_skip`
     /// final layers skipped (see [`GenerateParams::clip_skip`]).
     pub fn text_embeddings(&mut self, prompt: &str, syntax: PromptSyntax, clip_skip: u32) -> Result<TextEmbeddings> {
-        let text = Conditioning::encode(&mut self.text, &[prompt], syntax, clip_skip)?;
+        let text = Conditioning::encode(self.graphs.text(&self.info)?, &[prompt], syntax, clip_skip);
+        self.graphs.done_with_text();
+        let text = text?;
         Ok(TextEmbeddings { tokens: text.tokens[0], hidden: text.hidden, data: text.states, pooled: text.pooled })
+    }
+
+    /// Releases every graph that can be loaded again from the model's files (all of them for
+    /// a model directory), keeping the tokenizers and settings: the memory goes back now, and
+    /// the next generation loads what it needs again.
+    pub fn trim(&mut self) {
+        self.graphs.trim(&self.info.source);
+        self.latent_rgb = None;
     }
 
     /// Warnings from loading (e.g. an execution provider that fell back to CPU).
@@ -259,12 +270,7 @@ impl Pipeline {
         // A cancel aimed at an earlier call must not end this one.
         self.cancel.reset();
         let started = Instant::now();
-        self.text.take_run_time();
-        self.unet.take_run_time();
-        self.vae_decoder.take_run_time();
-        if let Some(encoder) = &mut self.vae_encoder {
-            encoder.take_run_time();
-        }
+        self.graphs.take_run_times();
         let (width, height) = self.resolve_size(params)?;
         let images = params.batch_size as usize;
         let factor = self.info.vae_scale_factor;
@@ -293,6 +299,7 @@ impl Pipeline {
 
         // Image-to-image and inpainting inputs, encoded once for the batch.
         let source = self.prepare_source(params, width, height)?;
+        self.graphs.done_with_vae();
         let draws = start::draw(
             source.as_ref(),
             &mut rngs,
@@ -305,7 +312,7 @@ impl Pipeline {
         let mask = source.as_ref().and_then(|s| s.mask.as_ref());
 
         // Buffers reused by every step.
-        let in_channels = self.unet.in_channels();
+        let in_channels = self.graphs.unet(&self.info)?.in_channels();
         let mut unet_input = UnetInput::new(passes, images, in_channels, latent_shape);
         let mut known = vec![0.0f32; if mask.is_some() { latent_len } else { 0 }];
         let mut guided_noise = vec![0.0f32; if guided { latent_len } else { 0 }];
@@ -332,7 +339,13 @@ impl Pipeline {
                 }
                 Ok(())
             };
-            self.unet.predict(unet_input.data(), unet_input.shape(), timestep, &text, &mut denoise)?;
+            self.graphs.unet(&self.info)?.predict(
+                unet_input.data(),
+                unet_input.shape(),
+                timestep,
+                &text,
+                &mut denoise,
+            )?;
 
             // Inpainting with a regular UNet: outside the mask, the init image noised to the
             // next step's level (itself after the last step).
@@ -371,19 +384,21 @@ impl Pipeline {
         latents.iter_mut().for_each(|v| *v *= scale);
         let mut decoded = Vec::with_capacity(images);
         for image_latents in latents.chunks_exact(latent_len) {
-            let (h, w, mut data) = self.vae_decoder.decode(image_latents, latent_shape)?;
+            let (h, w, mut data) = self.graphs.decoder(&self.info)?.decode(image_latents, latent_shape)?;
             if let (Some(mask), Some(original), true) = (mask, &params.init_image, params.preserve_unmasked) {
                 mask.overlay(&mut data, original);
             }
             decoded.push(FloatImage { width: w as u32, height: h as u32, data });
             self.check_cancelled()?;
         }
+        self.graphs.done_with_vae();
+        let spent = self.graphs.take_run_times();
         self.last_timings = Timings {
             total: started.elapsed(),
-            text_encoder: self.text.take_run_time(),
-            unet: self.unet.take_run_time(),
-            vae_decoder: self.vae_decoder.take_run_time(),
-            vae_encoder: self.vae_encoder.as_mut().map_or(Duration::ZERO, VaeEncoder::take_run_time),
+            text_encoder: spent.text_encoder,
+            unet: spent.unet,
+            vae_decoder: spent.vae_decoder,
+            vae_encoder: spent.vae_encoder,
         };
         Ok(decoded)
     }
@@ -399,16 +414,19 @@ impl Pipeline {
         guided: bool,
     ) -> Result<Conditioning> {
         let images = params.batch_size as usize;
-        if let Some(dim) = self.unet.timestep_cond_dim() {
-            self.unet.set_timestep_cond(&guidance::guidance_scale_embedding(params.guidance_scale, dim));
+        let unet = self.graphs.unet(&self.info)?;
+        if let Some(dim) = unet.timestep_cond_dim() {
+            unet.set_timestep_cond(&guidance::guidance_scale_embedding(params.guidance_scale, dim));
         }
-        if self.unet.takes_sdxl_conditioning() {
-            self.unet.set_time_ids(sdxl_time_ids(&self.info, width, height, guided, images));
+        if unet.takes_sdxl_conditioning() {
+            unet.set_time_ids(sdxl_time_ids(&self.info, width, height, guided, images));
         }
         let zero_unconditional = guided && self.info.force_zeros_for_empty_prompt && params.negative_prompt.is_empty();
         let prompts: &[&str] =
             if guided && !zero_unconditional { &[&params.negative_prompt, &params.prompt] } else { &[&params.prompt] };
-        let mut text = Conditioning::encode(&mut self.text, prompts, params.prompt_syntax, params.clip_skip)?;
+        let text = Conditioning::encode(self.graphs.text(&self.info)?, prompts, params.prompt_syntax, params.clip_skip);
+        self.graphs.done_with_text();
+        let mut text = text?;
         if zero_unconditional {
             text = text.with_zero_unconditional();
         }
@@ -423,7 +441,7 @@ impl Pipeline {
         match kind {
             PreviewKind::Approximate => {
                 if self.latent_rgb.is_none() {
-                    self.latent_rgb = Some(LatentToRgb::fit(&mut self.vae_decoder, scaling)?);
+                    self.latent_rgb = Some(LatentToRgb::fit(self.graphs.decoder(&self.info)?, scaling)?);
                 }
                 let map = self.latent_rgb.as_ref().expect("fitted above");
                 latents
@@ -436,7 +454,7 @@ impl Pipeline {
                 .map(|item| {
                     // The same arithmetic as the final decode, so the last preview is the image.
                     let unscaled: Vec<f32> = item.iter().map(|v| v * unscale).collect();
-                    let (h, w, data) = self.vae_decoder.decode(&unscaled, latent_shape)?;
+                    let (h, w, data) = self.graphs.decoder(&self.info)?.decode(&unscaled, latent_shape)?;
                     Image::from_float_hwc(w as u32, h as u32, &data)
                 })
                 .collect(),
@@ -445,7 +463,7 @@ impl Pipeline {
 
     /// Encodes what image-to-image and inpainting start from; `None` for text-to-image.
     fn prepare_source(&mut self, params: &GenerateParams, width: u32, height: u32) -> Result<Option<SourceImage>> {
-        let inpainting_unet = self.unet.in_channels() != LATENT_CHANNELS;
+        let inpainting_unet = self.graphs.unet(&self.info)?.in_channels() != LATENT_CHANNELS;
         let (Some(init), mask) = (&params.init_image, &params.mask_image) else {
             return if params.mask_image.is_some() {
                 Err(Error::InvalidArgument("a mask needs init_image, the picture to inpaint".into()))
@@ -494,30 +512,7 @@ impl Pipeline {
 
     /// The latent distribution of a CHW image in [-1, 1] (the VAE encoder is loaded on first use).
     fn encode_pixels(&mut self, chw: &[f32], width: u32, height: u32) -> Result<LatentDistribution> {
-        if self.vae_encoder.is_none() {
-            if !self.info.source.exists("vae_encoder/model.onnx") {
-                return Err(Error::UnsupportedModel(format!(
-                    "{}: image-to-image and inpainting need the VAE encoder (vae_encoder/model.onnx), which this model lacks",
-                    self.info.source.path_of("vae_encoder").display()
-                )));
-            }
-            let mut warnings = Vec::new();
-            let on_warning = self.options.on_warning.clone();
-            let mut warn = |message: String| {
-                if let Some(callback) = &on_warning {
-                    callback(&message);
-                }
-                warnings.push(message);
-            };
-            let model = load_graph(&self.info.source, "vae_encoder", &self.options, &self.cancel.0, &mut warn)?;
-            self.vae_encoder = Some(VaeEncoder::new(model)?);
-            for warning in warnings {
-                if !self.warnings.contains(&warning) {
-                    self.warnings.push(warning);
-                }
-            }
-        }
-        let encoder = self.vae_encoder.as_mut().expect("loaded above");
+        let encoder = self.graphs.encoder(&self.info)?;
         let distribution = encoder.encode(chw, height as usize, width as usize, LATENT_CHANNELS)?;
         self.check_cancelled()?;
         Ok(distribution)
@@ -582,25 +577,6 @@ fn sdxl_time_ids(info: &ModelInfo, width: u32, height: u32, guided: bool, images
     }
     rows.extend(ids(6.0).repeat(images));
     rows
-}
-
-/// Loads `component/model.onnx` of a model, from its directory or from the embedded bytes.
-fn load_graph(
-    source: &ModelSource,
-    component: &str,
-    options: &LoadOptions,
-    interrupt: &Arc<Interrupt>,
-    warn: &mut dyn FnMut(String),
-) -> Result<OnnxModel> {
-    let relative = format!("{component}/model.onnx");
-    let path = source.path_of(&relative);
-    match source {
-        ModelSource::Directory(_) => OnnxModel::load(&path, None, &options.runtime, interrupt.clone(), warn),
-        ModelSource::Embedded => {
-            let bytes = source.read(&relative)?;
-            OnnxModel::load(&path, Some(&bytes), &options.runtime, interrupt.clone(), warn)
-        }
-    }
 }
 
 /// An 8-bit RGB image as the VAE encoder takes it: CHW floats, `2 * (v / 255) - 1` in float32

@@ -15,9 +15,16 @@ pub type WarningSink = Arc<dyn Fn(&str) + Send + Sync>;
 /// How to load a pipeline.
 #[derive(Clone, Default)]
 pub struct LoadOptions {
+    /// How ONNX Runtime runs the graphs (library, providers, threads).
     pub runtime: RuntimeOptions,
-    /// Receives warnings (such as a provider falling back to CPU) as they happen.
+    /// Receives the load's warnings (such as a provider falling back to CPU) as they happen,
+    /// during [`crate::Pipeline::load`] only; `None` sends them to the process-wide
+    /// [`crate::log`], where every later message of the pipeline goes.
     pub on_warning: Option<WarningSink>,
+    /// Keeps only the UNet loaded between generations: the text encoders and the VAE are
+    /// loaded for their part of each generation and released after it (less memory, more
+    /// time per image).
+    pub low_memory: bool,
 }
 
 impl std::fmt::Debug for LoadOptions {
@@ -25,6 +32,7 @@ impl std::fmt::Debug for LoadOptions {
         f.debug_struct("LoadOptions")
             .field("runtime", &self.runtime)
             .field("on_warning", &self.on_warning.is_some())
+            .field("low_memory", &self.low_memory)
             .finish()
     }
 }
@@ -32,6 +40,7 @@ impl std::fmt::Debug for LoadOptions {
 /// Parameters of one text-to-image generation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GenerateParams {
+    /// What the image should show.
     pub prompt: String,
     /// What the image should not show; the unconditional half of guidance.
     pub negative_prompt: String,
@@ -40,6 +49,7 @@ pub struct GenerateParams {
     pub prompt_syntax: PromptSyntax,
     /// Image size in pixels; `None` takes the init image's size, else the model's native size.
     pub width: Option<u32>,
+    /// As `width`.
     pub height: Option<u32>,
     /// Denoising steps.
     pub steps: u32,
@@ -124,6 +134,7 @@ impl Default for GenerateParams {
 pub struct StepProgress<'a> {
     /// Steps done so far, 1-based.
     pub step: usize,
+    /// UNet evaluations in all.
     pub total_steps: usize,
     /// The timestep the UNet just saw.
     pub timestep: f32,
@@ -144,6 +155,7 @@ impl CancelHandle {
         self.0.trigger();
     }
 
+    /// Whether a cancel was asked for and not yet acted on.
     pub fn is_cancelled(&self) -> bool {
         self.0.is_triggered()
     }

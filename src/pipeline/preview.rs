@@ -23,6 +23,7 @@ pub enum PreviewKind {
 pub struct PreviewOptions {
     /// A preview after every `every`-th step (and none when 0).
     pub every: u32,
+    /// What a preview shows.
     pub kind: PreviewKind,
 }
 

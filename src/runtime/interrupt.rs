@@ -16,7 +16,8 @@ pub struct Interrupt {
 }
 
 impl Interrupt {
-    pub fn new(options: &RuntimeOptions) -> Result<Self> {
+    /// An untriggered flag; loads ONNX Runtime first (from `options.ort_library_path` if set).
+    pub(crate) fn new(options: &RuntimeOptions) -> Result<Self> {
         // RunOptions live in ONNX Runtime, so the library must be loaded first.
         ort_environment(options.ort_library_path.as_deref())?;
         let run_options = RunOptions::new().map_err(|e| ort_error("creating run options", e))?;
@@ -24,17 +25,19 @@ impl Interrupt {
     }
 
     /// Requests a stop: the current graph call ends as soon as ONNX Runtime notices.
-    pub fn trigger(&self) {
+    pub(crate) fn trigger(&self) {
         self.requested.store(true, Ordering::SeqCst);
         // Failing to signal ONNX Runtime only delays the stop to the next graph call.
         let _ = self.run_options.terminate();
     }
 
-    pub fn is_triggered(&self) -> bool {
+    /// Whether a stop was requested since the last [`Interrupt::reset`].
+    pub(crate) fn is_triggered(&self) -> bool {
         self.requested.load(Ordering::SeqCst)
     }
 
-    pub fn reset(&self) {
+    /// Clears a stop request so that graph calls run again.
+    pub(crate) fn reset(&self) {
         let _ = self.run_options.unterminate();
         self.requested.store(false, Ordering::SeqCst);
     }

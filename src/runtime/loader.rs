@@ -5,7 +5,12 @@
 //! error with every path tried, never a panic.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use ort::environment::GlobalThreadPoolOptions;
+use ort::logging::LogLevel;
+
+use crate::log::Level;
 
 use crate::error::{Error, Result};
 
@@ -19,16 +24,27 @@ const LIBRARY_NAMES: &[&str] = &["libonnxruntime.so.1", "libonnxruntime.so"];
 struct Loaded {
     environment: ort::environment::Environment,
     library: PathBuf,
+    /// Intra-op threads of the shared pool as asked for (0: ONNX Runtime's default).
+    shared_threads: usize,
 }
 
 /// ort allows one library and one environment per process, so both live here forever.
 static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
 
-/// The process-wide ONNX Runtime environment, loading the library on first use.
+/// The process-wide ONNX Runtime environment, loading the library on first use (with the
+/// default shared thread pool).
 ///
 /// Once a library is loaded, a request for a different explicit path is an error: ONNX
 /// Runtime cannot be swapped inside a running process.
 pub fn ort_environment(explicit: Option<&Path>) -> Result<ort::environment::Environment> {
+    start_runtime(explicit, None)
+}
+
+/// Loads ONNX Runtime and creates its environment with a shared intra-op pool of
+/// `shared_threads` (`Some(0)`: ONNX Runtime's default, the physical core count), which every
+/// graph loaded without its own thread count runs on. The pool is made once per process:
+/// asking for another size once it exists is an error; `None` takes whatever exists.
+pub fn start_runtime(explicit: Option<&Path>, shared_threads: Option<usize>) -> Result<ort::environment::Environment> {
     let mut loaded = LOADED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(current) = loaded.as_ref() {
         if let Some(path) = explicit {
@@ -40,18 +56,36 @@ pub fn ort_environment(explicit: Option<&Path>) -> Result<ort::environment::Envi
                 )));
             }
         }
+        if let Some(threads) = shared_threads.filter(|&n| n != current.shared_threads) {
+            return Err(Error::InvalidArgument(format!(
+                "ONNX Runtime already runs with a shared pool of {} threads in this process; it cannot change \
+                 to {threads} (set it before the first load)",
+                current.shared_threads
+            )));
+        }
         return Ok(current.environment.clone());
     }
 
+    let shared_threads = shared_threads.unwrap_or(0);
     let mut tried = Vec::new();
     for candidate in candidates(explicit) {
         match ort::init_from(&candidate) {
             Ok(builder) => {
-                let environment =
-                    builder.with_name("sdrt").with_telemetry(false).build().map_err(|e| {
-                        Error::RuntimeUnavailable(format!("creating the ONNX Runtime environment: {e}"))
-                    })?;
-                *loaded = Some(Loaded { environment: environment.clone(), library: candidate });
+                let unavailable =
+                    |e: ort::Error| Error::RuntimeUnavailable(format!("creating the ONNX Runtime environment: {e}"));
+                // Sequential sessions never use an inter-op pool: give it no threads of its own.
+                let pool = GlobalThreadPoolOptions::default()
+                    .with_intra_threads(shared_threads)
+                    .and_then(|pool| pool.with_inter_threads(1))
+                    .map_err(unavailable)?;
+                let environment = builder
+                    .with_name("sdrt")
+                    .with_telemetry(false)
+                    .with_logger(Arc::new(forward_log))
+                    .with_global_thread_pool(pool)
+                    .build()
+                    .map_err(unavailable)?;
+                *loaded = Some(Loaded { environment: environment.clone(), library: candidate, shared_threads });
                 return Ok(environment);
             }
             Err(e) => tried.push(format!("{}: {e}", candidate.display())),
@@ -72,6 +106,34 @@ pub fn ort_environment(explicit: Option<&Path>) -> Result<ort::environment::Envi
 pub fn loaded_library_path() -> Option<PathBuf> {
     let loaded = LOADED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     loaded.as_ref().map(|l| l.library.clone())
+}
+
+/// ONNX Runtime's log goes to sdrt's process-wide log.
+fn forward_log(level: LogLevel, _category: &str, _id: &str, _location: &str, message: &str) {
+    let level = ort_level_to_sdrt(level);
+    if crate::log::enabled(level) {
+        crate::log::log(level, &format!("ONNX Runtime: {message}"));
+    }
+}
+
+fn ort_level_to_sdrt(level: LogLevel) -> Level {
+    match level {
+        LogLevel::Verbose => Level::Debug,
+        LogLevel::Info => Level::Info,
+        LogLevel::Warning => Level::Warning,
+        LogLevel::Error | LogLevel::Fatal => Level::Error,
+    }
+}
+
+/// The ONNX Runtime severity that produces what sdrt's log takes now (sessions are told it
+/// when they are created, so ONNX Runtime does not format messages nobody reads).
+pub(crate) fn session_log_level() -> LogLevel {
+    match crate::log::max_level() {
+        Level::Debug => LogLevel::Verbose,
+        Level::Info => LogLevel::Info,
+        Level::Warning => LogLevel::Warning,
+        Level::Error => LogLevel::Error,
+    }
 }
 
 fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {

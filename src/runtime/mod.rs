@@ -6,12 +6,16 @@ mod loader;
 mod providers;
 mod session;
 
-pub use interrupt::Interrupt;
-pub use loader::{loaded_library_path, ort_environment};
-pub use providers::{ExecutionProvider, ProviderPolicy};
-pub use session::{ElementType, InputValue, IoInfo, OnnxModel, RunOutput};
+pub(crate) use interrupt::Interrupt;
+pub use loader::{loaded_library_path, ort_environment, start_runtime};
+pub use providers::{provider_available, ExecutionProvider, ProviderOptions, ProviderPolicy};
+pub(crate) use session::{ElementType, InputValue, OnnxModel};
 
 use crate::error::Error;
+
+/// Most intra-op threads a pipeline may ask for: ONNX Runtime makes that many threads per
+/// graph, and far beyond the core count it only thrashes (or fails inside ONNX Runtime).
+pub const MAX_THREADS: usize = 256;
 
 /// Options for creating ONNX Runtime sessions.
 #[derive(Clone, Debug)]
@@ -22,7 +26,8 @@ pub struct RuntimeOptions {
     pub providers: Vec<ExecutionProvider>,
     /// What to do when a requested provider is unavailable.
     pub provider_policy: ProviderPolicy,
-    /// Intra-op threads; 0 lets ONNX Runtime decide.
+    /// Intra-op threads of each graph's own pool; 0 runs the graphs on the process's shared
+    /// pool ([`start_runtime`]).
     pub intra_op_threads: usize,
     /// Graph optimization level, 0 (none) to 3 (all).
     pub graph_optimization_level: u8,

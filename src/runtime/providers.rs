@@ -4,23 +4,42 @@ use ort::session::builder::SessionBuilder;
 
 use crate::error::{Error, Result};
 
+/// A provider's own options, as ONNX Runtime names them (`gpu_mem_limit`, ...).
+pub type ProviderOptions = Vec<(String, String)>;
+
 /// A device ONNX Runtime can run on. Whether it works depends on the ONNX Runtime
 /// library that was loaded (the default CPU build only has `Cpu`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExecutionProvider {
+    /// ONNX Runtime's CPU provider, always available.
     Cpu,
-    Cuda { device_id: i32 },
-    DirectMl { adapter_index: i32 },
-    CoreMl,
+    /// NVIDIA CUDA (needs the `cuda` feature and a CUDA build of ONNX Runtime).
+    Cuda {
+        /// CUDA device ordinal, 0 for the first GPU.
+        device_id: i32,
+        /// Extra CUDA provider options, passed to ONNX Runtime as given.
+        options: ProviderOptions,
+    },
+    /// DirectML on Windows (needs the `directml` feature and a DirectML build of ONNX Runtime).
+    DirectMl {
+        /// DXGI adapter index, 0 for the default adapter.
+        adapter_index: i32,
+    },
+    /// Apple Core ML (needs the `coreml` feature and a Core ML build of ONNX Runtime).
+    CoreMl {
+        /// Extra Core ML provider options, passed to ONNX Runtime as given.
+        options: ProviderOptions,
+    },
 }
 
 impl ExecutionProvider {
-    pub fn name(self) -> &'static str {
+    /// Display name, as in messages: `CPU`, `CUDA`, `DirectML` or `CoreML`.
+    pub fn name(&self) -> &'static str {
         match self {
             ExecutionProvider::Cpu => "CPU",
             ExecutionProvider::Cuda { .. } => "CUDA",
             ExecutionProvider::DirectMl { .. } => "DirectML",
-            ExecutionProvider::CoreMl => "CoreML",
+            ExecutionProvider::CoreMl { .. } => "CoreML",
         }
     }
 }
@@ -42,7 +61,7 @@ pub(crate) fn register_providers(
     policy: ProviderPolicy,
     warn: &mut dyn FnMut(String),
 ) -> Result<()> {
-    for &provider in providers {
+    for provider in providers {
         if let Err(reason) = register_one(builder, provider) {
             let message = format!("{} execution provider unavailable: {reason}", provider.name());
             match policy {
@@ -54,22 +73,54 @@ pub(crate) fn register_providers(
     Ok(())
 }
 
-fn register_one(builder: &mut SessionBuilder, provider: ExecutionProvider) -> std::result::Result<(), String> {
+fn register_one(builder: &mut SessionBuilder, provider: &ExecutionProvider) -> std::result::Result<(), String> {
     match provider {
         // CPU is always there; ONNX Runtime appends it last by itself.
         ExecutionProvider::Cpu => Ok(()),
         #[cfg(feature = "cuda")]
-        ExecutionProvider::Cuda { device_id } => register(builder, ort::ep::CUDA::default().with_device_id(device_id)),
+        ExecutionProvider::Cuda { device_id, options } => {
+            register(builder, with_options(ort::ep::CUDA::default().with_device_id(*device_id), options))
+        }
         #[cfg(feature = "directml")]
         ExecutionProvider::DirectMl { adapter_index } => {
-            register(builder, ort::ep::DirectML::default().with_device_id(adapter_index))
+            register(builder, ort::ep::DirectML::default().with_device_id(*adapter_index))
         }
         #[cfg(feature = "coreml")]
-        ExecutionProvider::CoreMl => register(builder, ort::ep::CoreML::default()),
+        ExecutionProvider::CoreMl { options } => register(builder, with_options(ort::ep::CoreML::default(), options)),
         #[allow(unreachable_patterns)]
         other => {
             let _ = builder;
             Err(format!("sdrt was built without the `{}` feature", other.name().to_lowercase()))
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn with_options<E: ort::ep::ArbitrarilyConfigurableExecutionProvider>(mut ep: E, options: &ProviderOptions) -> E {
+    for (key, value) in options {
+        ep = ep.with_arbitrary_config(key, value);
+    }
+    ep
+}
+
+/// Whether the loaded ONNX Runtime library has `provider` (loading the library if needed).
+pub fn provider_available(provider: &ExecutionProvider) -> Result<bool> {
+    use ort::ep::ExecutionProvider as _;
+    let check = |available: ort::Result<bool>| {
+        available.map_err(|e| Error::RuntimeUnavailable(format!("asking for {}: {e}", provider.name())))
+    };
+    match provider {
+        ExecutionProvider::Cpu => Ok(true),
+        #[cfg(feature = "cuda")]
+        ExecutionProvider::Cuda { .. } => check(ort::ep::CUDA::is_available()),
+        #[cfg(feature = "directml")]
+        ExecutionProvider::DirectMl { .. } => check(ort::ep::DirectML::is_available()),
+        #[cfg(feature = "coreml")]
+        ExecutionProvider::CoreMl { .. } => check(ort::ep::CoreML::is_available()),
+        #[allow(unreachable_patterns)]
+        _ => {
+            let _ = check;
+            Ok(false)
         }
     }
 }

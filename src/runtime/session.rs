@@ -17,36 +17,54 @@ use crate::error::{Error, Result};
 /// Element types sdrt understands at a graph boundary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ElementType {
+    /// float32.
     F32,
+    /// float16 (fed and read as f32, converted at the boundary).
     F16,
+    /// int32.
     I32,
+    /// int64.
     I64,
+    /// Any other element type, or a non-tensor value.
     Other,
 }
 
 /// Name, element type and shape (-1 for dynamic dimensions) of a graph input or output.
 #[derive(Clone, Debug)]
 pub struct IoInfo {
-    pub name: String,
-    pub element_type: ElementType,
-    pub shape: Vec<i64>,
+    pub(crate) name: String,
+    pub(crate) element_type: ElementType,
+    pub(crate) shape: Vec<i64>,
 }
 
 impl IoInfo {
-    pub fn rank(&self) -> usize {
+    /// Number of dimensions.
+    pub(crate) fn rank(&self) -> usize {
         self.shape.len()
     }
 
     /// The fixed size of dimension `axis`, or None when it is dynamic or absent.
-    pub fn fixed_dim(&self, axis: usize) -> Option<i64> {
+    pub(crate) fn fixed_dim(&self, axis: usize) -> Option<i64> {
         self.shape.get(axis).copied().filter(|&d| d >= 0)
     }
 }
 
 /// A value to feed a graph input; converted to the input's declared element type.
 pub enum InputValue<'a> {
-    Float { shape: Vec<i64>, data: &'a [f32] },
-    Int { shape: Vec<i64>, data: &'a [i64] },
+    /// f32 values, fed as float32 or float16 (or truncated to int64 for an int64 input).
+    Float {
+        /// Dimensions of the tensor.
+        shape: Vec<i64>,
+        /// The values, row-major; their count is the product of `shape`.
+        data: &'a [f32],
+    },
+    /// i64 values, fed as int64, int32 or float32.
+    Int {
+        /// Dimensions of the tensor.
+        shape: Vec<i64>,
+        /// The values, row-major; their count is the product of `shape`.
+        data: &'a [i64],
+    },
 }
 
 /// A loaded graph (ONNX Runtime session) and its signature.
@@ -63,7 +81,7 @@ pub struct OnnxModel {
 impl OnnxModel {
     /// Loads a graph from a file, or from bytes when `bytes` is given (`path` then only names it).
     /// `interrupt` can stop this graph's runs from another thread.
-    pub fn load(
+    pub(crate) fn load(
         path: &Path,
         bytes: Option<&[u8]>,
         options: &RuntimeOptions,
@@ -82,9 +100,14 @@ impl OnnxModel {
         let mut builder = Session::builder(&environment)
             .map_err(|e| ort_error("creating a session builder", e))?
             .with_optimization_level(level)
-            .map_err(|e| ort_error("setting the optimization level", e))?;
+            .map_err(|e| ort_error("setting the optimization level", e))?
+            .with_log_level(super::loader::session_log_level())
+            .map_err(|e| ort_error("setting the log level", e))?;
+        // Without a thread count the graph runs on the process's shared pool.
         if options.intra_op_threads > 0 {
             builder = builder
+                .with_independent_thread_pool()
+                .map_err(|e| ort_error("choosing an own thread pool", e))?
                 .with_intra_threads(options.intra_op_threads)
                 .map_err(|e| ort_error("setting intra-op threads", e))?;
         }
@@ -118,24 +141,28 @@ impl OnnxModel {
         Ok(OnnxModel { session, path: path.to_path_buf(), inputs, outputs, run_time: Duration::ZERO, interrupt })
     }
 
-    pub fn path(&self) -> &Path {
+    /// The graph's file (or the name it was loaded under from memory).
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn inputs(&self) -> &[IoInfo] {
+    /// The graph's inputs, in declaration order.
+    pub(crate) fn inputs(&self) -> &[IoInfo] {
         &self.inputs
     }
 
-    pub fn outputs(&self) -> &[IoInfo] {
+    /// The graph's outputs, in declaration order.
+    pub(crate) fn outputs(&self) -> &[IoInfo] {
         &self.outputs
     }
 
-    pub fn input(&self, name: &str) -> Option<&IoInfo> {
+    /// The input called `name`, if the graph has one.
+    pub(crate) fn input(&self, name: &str) -> Option<&IoInfo> {
         self.inputs.iter().find(|i| i.name == name)
     }
 
     /// The input called `name`, or an error naming the file and what was expected.
-    pub fn require_input(&self, name: &str, what: &str) -> Result<&IoInfo> {
+    pub(crate) fn require_input(&self, name: &str, what: &str) -> Result<&IoInfo> {
         self.input(name).ok_or_else(|| {
             let found: Vec<&str> = self.inputs.iter().map(|i| i.name.as_str()).collect();
             Error::invalid_model(&self.path, format!("expected an input `{name}` ({what}); the graph has {found:?}"))
@@ -144,7 +171,7 @@ impl OnnxModel {
 
     /// Runs the graph. Inputs are converted to the element types the graph declares;
     /// f32 inputs to f32 graphs are passed without copying.
-    pub fn run(&mut self, inputs: &[(&str, InputValue<'_>)]) -> Result<RunOutput<'_>> {
+    pub(crate) fn run(&mut self, inputs: &[(&str, InputValue<'_>)]) -> Result<RunOutput<'_>> {
         let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
         for (name, value) in inputs {
             let info = self
@@ -167,7 +194,7 @@ impl OnnxModel {
     }
 
     /// Time spent inside ONNX Runtime's `run` since the previous call.
-    pub fn take_run_time(&mut self) -> Duration {
+    pub(crate) fn take_run_time(&mut self) -> Duration {
         std::mem::take(&mut self.run_time)
     }
 }
@@ -180,7 +207,7 @@ pub struct RunOutput<'s> {
 
 impl RunOutput<'_> {
     /// Output `index` as f32 values and its shape: a view when the graph produced f32.
-    pub fn float(&self, index: usize) -> Result<(Vec<i64>, Cow<'_, [f32]>)> {
+    pub(crate) fn float(&self, index: usize) -> Result<(Vec<i64>, Cow<'_, [f32]>)> {
         if index >= self.outputs.len() {
             return Err(Error::invalid_model(self.path, format!("expected at least {} outputs", index + 1)));
         }
@@ -188,7 +215,7 @@ impl RunOutput<'_> {
     }
 
     /// The graph's file, for messages.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.path
     }
 }

@@ -15,30 +15,47 @@ pub struct SchedulerConfig {
     /// `_class_name`: the scheduler class the model was saved with (its default sampler).
     #[serde(rename = "_class_name")]
     pub class: Option<String>,
+    /// Length of the training noise schedule (default 1000).
     pub num_train_timesteps: Option<usize>,
+    /// First beta of the `linear` / `scaled_linear` schedule (default: the class's).
     pub beta_start: Option<f64>,
+    /// Last beta of the `linear` / `scaled_linear` schedule (default: the class's).
     pub beta_end: Option<f64>,
     /// `linear`, `scaled_linear` or `squaredcos_cap_v2`.
     pub beta_schedule: Option<String>,
     /// Explicit betas; replace `beta_start`/`beta_end`/`beta_schedule` when present.
     pub trained_betas: Option<Vec<f64>>,
+    /// Added to the inference timesteps of `leading` spacing (default 0; SD configs say 1).
     pub steps_offset: Option<i64>,
+    /// DDIM, PNDM, LCM: the alpha_cumprod past the last step is 1 instead of
+    /// `alphas_cumprod[0]`.
     pub set_alpha_to_one: Option<bool>,
+    /// PNDM: plain PLMS, without the Runge-Kutta warm-up steps (default false).
     pub skip_prk_steps: Option<bool>,
     /// `leading`, `trailing` or `linspace`.
     pub timestep_spacing: Option<String>,
     /// `epsilon`, `v_prediction` or `sample`.
     pub prediction_type: Option<String>,
+    /// DDIM, DDPM, Heun, LCM: clamp the predicted x0 to `[-clip_sample_range, clip_sample_range]`
+    /// (default: the class's).
     pub clip_sample: Option<bool>,
+    /// The bound `clip_sample` clamps to (default 1).
     pub clip_sample_range: Option<f64>,
+    /// Dynamic thresholding (not supported: setting it true is an error).
     pub thresholding: Option<bool>,
+    /// Rescale the betas to zero terminal SNR (default false).
     pub rescale_betas_zero_snr: Option<bool>,
     /// Euler-family: `linear` or `log_linear`.
     pub interpolation_type: Option<String>,
+    /// Karras et al.'s sigma spacing (see [`SigmaSpacing::Karras`]).
     pub use_karras_sigmas: Option<bool>,
+    /// Sigmas evenly spaced in log sigma (see [`SigmaSpacing::Exponential`]).
     pub use_exponential_sigmas: Option<bool>,
+    /// Beta-distributed sigmas (not supported: setting it true is an error).
     pub use_beta_sigmas: Option<bool>,
+    /// Smallest sigma of the Karras / exponential spacing (default: the training schedule's).
     pub sigma_min: Option<f64>,
+    /// Largest sigma of the Karras / exponential spacing (default: the training schedule's).
     pub sigma_max: Option<f64>,
     /// Euler-family: `discrete` or `continuous`.
     pub timestep_type: Option<String>,
@@ -54,8 +71,11 @@ pub struct SchedulerConfig {
     pub lower_order_final: Option<bool>,
     /// DPM-Solver: make the last step first order (default false).
     pub euler_at_final: Option<bool>,
+    /// DPM-Solver: lambdas spaced as in Lu et al. (not supported: setting it true is an error).
     pub use_lu_lambdas: Option<bool>,
+    /// Flow-matching sigmas (not supported: setting it true is an error).
     pub use_flow_sigmas: Option<bool>,
+    /// Resolution-dependent timestep shifting (not supported: setting it true is an error).
     pub use_dynamic_shifting: Option<bool>,
     /// DPM-Solver: `learned` / `learned_range` model outputs (not supported).
     pub variance_type: Option<String>,
@@ -143,26 +163,32 @@ impl SchedulerConfig {
         }
     }
 
+    /// `steps_offset` (default 0).
     pub fn offset(&self) -> i64 {
         self.steps_offset.unwrap_or(0)
     }
 
+    /// `timestep_spacing`, or the class default.
     pub fn spacing(&self, defaults: &ClassDefaults) -> Result<TimestepSpacing> {
         self.timestep_spacing.as_deref().map_or(Ok(defaults.timestep_spacing), TimestepSpacing::parse)
     }
 
+    /// `prediction_type`, or the class default.
     pub fn prediction(&self, defaults: &ClassDefaults) -> Result<PredictionType> {
         self.prediction_type.as_deref().map_or(Ok(defaults.prediction_type), PredictionType::parse)
     }
 
+    /// `beta_schedule`, or the class default.
     pub fn schedule(&self, defaults: &ClassDefaults) -> Result<BetaSchedule> {
         self.beta_schedule.as_deref().map_or(Ok(defaults.beta_schedule), BetaSchedule::parse)
     }
 
+    /// `set_alpha_to_one`, or the class default.
     pub fn alpha_to_one(&self, defaults: &ClassDefaults) -> bool {
         self.set_alpha_to_one.unwrap_or(defaults.set_alpha_to_one)
     }
 
+    /// `rescale_betas_zero_snr` (default false).
     pub fn zero_snr(&self) -> bool {
         self.rescale_betas_zero_snr.unwrap_or(false)
     }
@@ -171,12 +197,19 @@ impl SchedulerConfig {
 /// diffusers' `__init__` defaults for the keys whose default differs between scheduler classes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ClassDefaults {
+    /// Default `beta_start`.
     pub beta_start: f64,
+    /// Default `beta_end`.
     pub beta_end: f64,
+    /// Default `beta_schedule`.
     pub beta_schedule: BetaSchedule,
+    /// Default `timestep_spacing`.
     pub timestep_spacing: TimestepSpacing,
+    /// Default `prediction_type`.
     pub prediction_type: PredictionType,
+    /// Default `set_alpha_to_one`.
     pub set_alpha_to_one: bool,
+    /// Default `clip_sample`.
     pub clip_sample: bool,
 }
 
@@ -194,13 +227,16 @@ pub const COMMON_DEFAULTS: ClassDefaults = ClassDefaults {
 /// How betas are laid out over the training timesteps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BetaSchedule {
+    /// `linear`: evenly spaced from `beta_start` to `beta_end`.
     Linear,
+    /// `scaled_linear`: evenly spaced in sqrt(beta), then squared (Stable Diffusion's).
     ScaledLinear,
     /// Glide's cosine schedule (`betas_for_alpha_bar`, cosine, max beta 0.999).
     SquaredCosCapV2,
 }
 
 impl BetaSchedule {
+    /// Parses the config spelling (`linear`, `scaled_linear`, `squaredcos_cap_v2`).
     pub fn parse(name: &str) -> Result<Self> {
         match name {
             "linear" => Ok(Self::Linear),
@@ -215,12 +251,17 @@ impl BetaSchedule {
 /// "Common Diffusion Noise Schedules and Sample Steps are Flawed").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimestepSpacing {
+    /// `leading`: multiples of an integer stride (about `train / steps`) from 0, plus
+    /// `steps_offset`.
     Leading,
+    /// `trailing`: counted down from the last training timestep in strides of `train / steps`.
     Trailing,
+    /// `linspace`: evenly spaced from 0 to the last training timestep, both included.
     Linspace,
 }
 
 impl TimestepSpacing {
+    /// Parses the config spelling (`leading`, `trailing`, `linspace`).
     pub fn parse(name: &str) -> Result<Self> {
         match name {
             "leading" => Ok(Self::Leading),
@@ -243,6 +284,7 @@ pub enum PredictionType {
 }
 
 impl PredictionType {
+    /// Parses the config spelling (`epsilon`, `v_prediction`, `sample`).
     pub fn parse(name: &str) -> Result<Self> {
         match name {
             "epsilon" => Ok(Self::Epsilon),

@@ -15,6 +15,7 @@ pub const DDIM_DEFAULTS: ClassDefaults = ClassDefaults {
     ..COMMON_DEFAULTS
 };
 
+/// DDIM, deterministic (eta = 0): diffusers' `DDIMScheduler`.
 #[derive(Clone, Debug)]
 pub struct DdimScheduler {
     schedule: NoiseSchedule,
@@ -30,6 +31,8 @@ pub struct DdimScheduler {
 }
 
 impl DdimScheduler {
+    /// Builds the sampler from a model's scheduler config for `num_inference_steps` steps
+    /// (diffusers: `from_config(config)`, then `set_timesteps(num_inference_steps)`).
     pub fn new(config: &SchedulerConfig, num_inference_steps: usize) -> Result<Self> {
         let d = &DDIM_DEFAULTS;
         let train = config.train_timesteps()?;

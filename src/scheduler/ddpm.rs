@@ -27,6 +27,7 @@ enum Variance {
     Large,
 }
 
+/// DDPM ancestral sampling: diffusers' `DDPMScheduler`; draws noise every step with t > 0.
 #[derive(Clone, Debug)]
 pub struct DdpmScheduler {
     schedule: NoiseSchedule,
@@ -39,6 +40,8 @@ pub struct DdpmScheduler {
 }
 
 impl DdpmScheduler {
+    /// Builds the sampler from a model's scheduler config for `num_inference_steps` steps
+    /// (diffusers: `from_config(config)`, then `set_timesteps(num_inference_steps)`).
     pub fn new(config: &SchedulerConfig, num_inference_steps: usize) -> Result<Self> {
         let d = &DDPM_DEFAULTS;
         let train = config.train_timesteps()?;

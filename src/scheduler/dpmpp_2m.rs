@@ -73,6 +73,8 @@ impl Algorithm {
     }
 }
 
+/// DPM-Solver multistep (DPM++ 2M, its Karras and SDE variants): diffusers'
+/// `DPMSolverMultistepScheduler`, solver order 1 or 2.
 #[derive(Clone, Debug)]
 pub struct DpmSolverMultistepScheduler {
     timesteps: Vec<f32>,

@@ -40,6 +40,8 @@ pub const DPM_SOLVER_SDE_DEFAULTS: ClassDefaults = ClassDefaults {
     ..COMMON_DEFAULTS
 };
 
+/// DPM++ SDE, Brownian-tree-free: diffusers' `DPMSolverSDEScheduler` with each noise sample an
+/// independent N(0,1) draw from the run's generator; two model evaluations per step.
 #[derive(Clone, Debug)]
 pub struct DpmSolverSdeScheduler {
     timesteps: Vec<f32>,
@@ -71,6 +73,8 @@ fn t_midpoint(sigma: f32, sigma_next: f32) -> (f32, f32, f32) {
 }
 
 impl DpmSolverSdeScheduler {
+    /// Builds the sampler from a model's scheduler config for `num_inference_steps` steps
+    /// (diffusers: `from_config(config)`, then `set_timesteps(num_inference_steps)`).
     pub fn new(config: &SchedulerConfig, num_inference_steps: usize) -> Result<Self> {
         let d = &DPM_SOLVER_SDE_DEFAULTS;
         let prediction = k_prediction(config, d, "DPMSolverSDEScheduler")?;

@@ -16,6 +16,7 @@ use crate::rng::NormalRng;
 pub const EULER_DEFAULTS: ClassDefaults =
     ClassDefaults { timestep_spacing: TimestepSpacing::Linspace, ..COMMON_DEFAULTS };
 
+/// Euler's method on the k-diffusion ODE: diffusers' `EulerDiscreteScheduler`, without churn.
 #[derive(Clone, Debug)]
 pub struct EulerDiscreteScheduler {
     timesteps: Vec<f32>,
@@ -36,6 +37,8 @@ enum Interpolation {
 }
 
 impl EulerDiscreteScheduler {
+    /// Builds the sampler from a model's scheduler config for `num_inference_steps` steps
+    /// (diffusers: `from_config(config)`, then `set_timesteps(num_inference_steps)`).
     pub fn new(config: &SchedulerConfig, num_inference_steps: usize) -> Result<Self> {
         let d = &EULER_DEFAULTS;
         let train = config.train_timesteps()?;

@@ -17,6 +17,7 @@ use crate::rng::NormalRng;
 pub const EULER_ANCESTRAL_DEFAULTS: ClassDefaults =
     ClassDefaults { timestep_spacing: TimestepSpacing::Linspace, ..COMMON_DEFAULTS };
 
+/// Euler ancestral: diffusers' `EulerAncestralDiscreteScheduler`; draws noise every step.
 #[derive(Clone, Debug)]
 pub struct EulerAncestralDiscreteScheduler {
     euler: EulerDiscreteScheduler,
@@ -25,6 +26,8 @@ pub struct EulerAncestralDiscreteScheduler {
 }
 
 impl EulerAncestralDiscreteScheduler {
+    /// Builds the sampler from a model's scheduler config for `num_inference_steps` steps
+    /// (diffusers: `from_config(config)`, then `set_timesteps(num_inference_steps)`).
     pub fn new(config: &SchedulerConfig, num_inference_steps: usize) -> Result<Self> {
         let d = &EULER_ANCESTRAL_DEFAULTS;
         let prediction = config.prediction(d)?;

@@ -18,6 +18,7 @@ use crate::rng::NormalRng;
 pub const HEUN_DEFAULTS: ClassDefaults =
     ClassDefaults { beta_start: 0.00085, beta_end: 0.012, beta_schedule: BetaSchedule::Linear, ..COMMON_DEFAULTS };
 
+/// Heun's 2nd-order method: diffusers' `HeunDiscreteScheduler`; two model evaluations per step.
 #[derive(Clone, Debug)]
 pub struct HeunDiscreteScheduler {
     timesteps: Vec<f32>,
@@ -32,6 +33,8 @@ pub struct HeunDiscreteScheduler {
 }
 
 impl HeunDiscreteScheduler {
+    /// Builds the sampler from a model's scheduler config for `num_inference_steps` steps
+    /// (diffusers: `from_config(config)`, then `set_timesteps(num_inference_steps)`).
     pub fn new(config: &SchedulerConfig, num_inference_steps: usize) -> Result<Self> {
         let d = &HEUN_DEFAULTS;
         let prediction = config.prediction(d)?;

@@ -206,6 +206,7 @@ pub(crate) fn interleave(x: &[f32]) -> Vec<f32> {
     std::iter::once(first).chain(rest.iter().flat_map(|&v| [v, v])).chain(x.last().copied()).collect()
 }
 
+/// DPM-Solver-2 ("DPM2"): diffusers' `KDPM2DiscreteScheduler`; two model evaluations per step.
 #[derive(Clone, Debug)]
 pub struct Kdpm2DiscreteScheduler {
     timesteps: Vec<f32>,
@@ -221,6 +222,8 @@ pub struct Kdpm2DiscreteScheduler {
 }
 
 impl Kdpm2DiscreteScheduler {
+    /// Builds the sampler from a model's scheduler config for `num_inference_steps` steps
+    /// (diffusers: `from_config(config)`, then `set_timesteps(num_inference_steps)`).
     pub fn new(config: &SchedulerConfig, num_inference_steps: usize) -> Result<Self> {
         let d = &KDPM2_DEFAULTS;
         let prediction = k_prediction(config, d, "KDPM2DiscreteScheduler")?;

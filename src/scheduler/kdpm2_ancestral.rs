@@ -27,6 +27,8 @@ pub const KDPM2_ANCESTRAL_DEFAULTS: ClassDefaults = ClassDefaults {
     ..COMMON_DEFAULTS
 };
 
+/// DPM-Solver-2 ancestral ("DPM2 a"): diffusers' `KDPM2AncestralDiscreteScheduler`; two model
+/// evaluations per step, noise after each step but the last.
 #[derive(Clone, Debug)]
 pub struct Kdpm2AncestralDiscreteScheduler {
     timesteps: Vec<f32>,
@@ -44,6 +46,8 @@ pub struct Kdpm2AncestralDiscreteScheduler {
 }
 
 impl Kdpm2AncestralDiscreteScheduler {
+    /// Builds the sampler from a model's scheduler config for `num_inference_steps` steps
+    /// (diffusers: `from_config(config)`, then `set_timesteps(num_inference_steps)`).
     pub fn new(config: &SchedulerConfig, num_inference_steps: usize) -> Result<Self> {
         let d = &KDPM2_ANCESTRAL_DEFAULTS;
         let prediction = k_prediction(config, d, "KDPM2AncestralDiscreteScheduler")?;

@@ -26,6 +26,8 @@ pub const LCM_DEFAULTS: ClassDefaults = ClassDefaults {
     clip_sample: false,
 };
 
+/// Latent consistency model sampling: diffusers' `LCMScheduler`; noise after each step but the
+/// last.
 #[derive(Clone, Debug)]
 pub struct LcmScheduler {
     timesteps: Vec<f32>,
@@ -39,6 +41,8 @@ pub struct LcmScheduler {
 }
 
 impl LcmScheduler {
+    /// Builds the sampler from a model's scheduler config for `num_inference_steps` steps
+    /// (diffusers: `from_config(config)`, then `set_timesteps(num_inference_steps)`).
     pub fn new(config: &SchedulerConfig, num_inference_steps: usize) -> Result<Self> {
         let d = &LCM_DEFAULTS;
         let n = num_inference_steps;

@@ -25,6 +25,7 @@ pub const LMS_DEFAULTS: ClassDefaults =
 /// The order diffusers' `step` uses by default (the pipelines never pass another).
 const ORDER: usize = 4;
 
+/// Linear multistep, order 4: diffusers' `LMSDiscreteScheduler`.
 #[derive(Clone, Debug)]
 pub struct LmsDiscreteScheduler {
     euler: EulerDiscreteScheduler,
@@ -35,6 +36,8 @@ pub struct LmsDiscreteScheduler {
 }
 
 impl LmsDiscreteScheduler {
+    /// Builds the sampler from a model's scheduler config for `num_inference_steps` steps
+    /// (diffusers: `from_config(config)`, then `set_timesteps(num_inference_steps)`).
     pub fn new(config: &SchedulerConfig, num_inference_steps: usize) -> Result<Self> {
         let prediction = config.prediction(&LMS_DEFAULTS)?;
         let euler = EulerDiscreteScheduler::for_sibling(config, &LMS_DEFAULTS, num_inference_steps, true, false)?;

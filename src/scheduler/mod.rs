@@ -304,7 +304,9 @@ impl SchedulerKind {
 /// the model's config says).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SamplerName {
+    /// The sampler.
     pub kind: SchedulerKind,
+    /// The sigma spacing the name asks for; `None` keeps the config's.
     pub sigmas: Option<SigmaSpacing>,
 }
 

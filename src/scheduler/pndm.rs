@@ -18,6 +18,8 @@ pub const PNDM_DEFAULTS: ClassDefaults =
 /// Model outputs kept for the multistep formula (the current one and three before it).
 const ORDER: usize = 4;
 
+/// PNDM / PLMS: diffusers' `PNDMScheduler` (PLMS with `skip_prk_steps`, else 12 Runge-Kutta
+/// warm-up steps first).
 #[derive(Clone, Debug)]
 pub struct PndmScheduler {
     schedule: NoiseSchedule,
@@ -44,6 +46,8 @@ pub struct PndmScheduler {
 }
 
 impl PndmScheduler {
+    /// Builds the sampler from a model's scheduler config for `num_inference_steps` steps
+    /// (diffusers: `from_config(config)`, then `set_timesteps(num_inference_steps)`).
     pub fn new(config: &SchedulerConfig, num_inference_steps: usize) -> Result<Self> {
         let d = &PNDM_DEFAULTS;
         let train = config.train_timesteps()?;

@@ -12,7 +12,9 @@ use crate::error::Result;
 /// The training noise schedule: `betas` and `alphas_cumprod`, one per training timestep.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NoiseSchedule {
+    /// Per-timestep noise variances, in [0, 1].
     pub betas: Vec<f32>,
+    /// Cumulative products of `1 - betas`: the signal fraction left at each timestep.
     pub alphas_cumprod: Vec<f32>,
 }
 
@@ -69,10 +71,12 @@ impl NoiseSchedule {
         *self = Self::from_betas(betas);
     }
 
+    /// Number of training timesteps.
     pub fn len(&self) -> usize {
         self.alphas_cumprod.len()
     }
 
+    /// Whether the schedule has no timesteps.
     pub fn is_empty(&self) -> bool {
         self.alphas_cumprod.is_empty()
     }

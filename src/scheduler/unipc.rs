@@ -19,6 +19,8 @@ use crate::rng::NormalRng;
 pub const UNIPC_DEFAULTS: ClassDefaults =
     ClassDefaults { timestep_spacing: TimestepSpacing::Linspace, ..COMMON_DEFAULTS };
 
+/// UniPC predictor-corrector multistep: diffusers' `UniPCMultistepScheduler`, order 1 or 2,
+/// `bh1` or `bh2`.
 #[derive(Clone, Debug)]
 pub struct UniPcMultistepScheduler {
     timesteps: Vec<f32>,
@@ -108,6 +110,8 @@ impl Coefficients {
 }
 
 impl UniPcMultistepScheduler {
+    /// Builds the sampler from a model's scheduler config for `num_inference_steps` steps
+    /// (diffusers: `from_config(config)`, then `set_timesteps(num_inference_steps)`).
     pub fn new(config: &SchedulerConfig, num_inference_steps: usize) -> Result<Self> {
         let d = &UNIPC_DEFAULTS;
         let n = num_inference_steps;

@@ -30,7 +30,9 @@ pub enum PromptSyntax {
 /// One window of `max_length` token ids with the weight of each.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PromptChunk {
+    /// `max_length` token ids: BOS, up to `max_length - 2` prompt tokens, EOS, then padding.
     pub ids: Vec<i64>,
+    /// One emphasis multiplier per id (1 for BOS, EOS and padding).
     pub weights: Vec<f32>,
 }
 

@@ -18,7 +18,9 @@ use crate::error::{Error, Result};
 /// A run of prompt text with its attention weight.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fragment {
+    /// The text, brackets and escapes removed.
     pub text: String,
+    /// Product of the enclosing brackets' multipliers (1 outside any; -1 marks a `BREAK`).
     pub weight: f64,
 }
 

@@ -123,18 +123,23 @@ impl ClipTokenizer {
         ids
     }
 
+    /// Length of an encoded prompt, BOS and EOS included (77 for Stable Diffusion).
     pub fn max_length(&self) -> usize {
         self.max_length
     }
 
+    /// Id of the beginning-of-text token.
     pub fn bos_id(&self) -> i64 {
         self.bos
     }
 
+    /// Id of the end-of-text token.
     pub fn eos_id(&self) -> i64 {
         self.eos
     }
 
+    /// Id that pads encoded prompts to `max_length`: `<|endoftext|>`'s unless the tokenizer
+    /// config names another pad token (SD 2.x: `!`).
     pub fn pad_id(&self) -> i64 {
         self.pad
     }

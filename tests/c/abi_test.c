@@ -22,6 +22,7 @@ static void last_error(char *buf, size_t len) { sdrt_last_error_message(buf, len
 
 static void test_versions(void) {
     CHECK(sdrt_version_number() == SDRT_VERSION_NUMBER);
+    CHECK(sdrt_abi_version() == SDRT_ABI_VERSION);
     CHECK(strcmp(sdrt_version(), SDRT_VERSION_STRING) == 0);
 }
 
@@ -59,7 +60,10 @@ static void test_error_paths(void) {
     CHECK(scheduler == -1);
     CHECK(sdrt_scheduler_from_name("EulerDiscreteScheduler", &scheduler) == SDRT_STATUS_OK);
     CHECK(scheduler == SDRT_SCHEDULER_EULER);
-    CHECK(strcmp(sdrt_scheduler_name(SDRT_SCHEDULER_DDIM), "DDIMScheduler") == 0);
+    CHECK(strcmp(sdrt_scheduler_name(SDRT_SCHEDULER_DDIM), "ddim") == 0);
+    CHECK(strcmp(sdrt_scheduler_class_name(SDRT_SCHEDULER_DPMPP_2M_KARRAS), "DPMSolverMultistepScheduler") == 0);
+    CHECK(sdrt_scheduler_from_name(sdrt_scheduler_name(SDRT_SCHEDULER_DPMPP_2M_KARRAS), &scheduler) == SDRT_STATUS_OK);
+    CHECK(scheduler == SDRT_SCHEDULER_DPMPP_2M_KARRAS);
     sdrt_rng rng = -1;
     CHECK(sdrt_rng_from_name("mersenne", &rng) == SDRT_STATUS_INVALID_ARGUMENT && rng == -1);
     CHECK(sdrt_rng_from_name("Torch", &rng) == SDRT_STATUS_OK && rng == SDRT_RNG_TORCH);
@@ -79,7 +83,7 @@ struct counter {
     unsigned cancel_at;
 };
 
-static bool count_steps(void *user_data, uint32_t step, uint32_t total_steps) {
+static int32_t count_steps(void *user_data, uint32_t step, uint32_t total_steps) {
     struct counter *c = user_data;
     c->calls++;
     (void)total_steps;

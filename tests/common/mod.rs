@@ -29,7 +29,7 @@ pub fn load_options() -> LoadOptions {
             intra_op_threads: 1,
             ..RuntimeOptions::default()
         },
-        on_warning: None,
+        ..LoadOptions::default()
     }
 }
 
