@@ -15,7 +15,7 @@ mkdir -p "$build"
 scripts/stage_release.sh
 unset ORT_DYLIB_PATH
 
-cflags=(-std=c99 -Wall -Wextra -Werror -pedantic -Iinclude)
+cflags=(-std=c99 -Wall -Wextra -Werror -pedantic -Iinclude -Itests/c)
 link=(-L"$lib" -lsdrt -Wl,-rpath,"$PWD/$lib")
 # The header alone, as C99 and C++11: no warning, and no struct with implicit padding.
 echo '#include "sdrt.h"' | gcc "${cflags[@]}" -Wpadded -fsyntax-only -x c -

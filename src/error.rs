@@ -62,6 +62,12 @@ pub enum Error {
     Internal(String),
 }
 
+/// The text of a caught panic (what `panic!` was given), for the error that reports it.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+    text.unwrap_or_else(|| "unknown panic".into())
+}
+
 impl Error {
     pub(crate) fn invalid_model(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::InvalidModel { path: path.into(), reason: reason.into() }

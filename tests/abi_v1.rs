@@ -10,40 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::c_api::{last_error, load_with, Loaded};
 use common::{ort_library, tiny_model};
 use sdrt::ffi::*;
-
-fn last_error() -> String {
-    let needed = unsafe { sdrt_last_error_message(ptr::null_mut(), 0) };
-    let mut buffer = vec![0u8; needed];
-    unsafe { sdrt_last_error_message(buffer.as_mut_ptr().cast(), buffer.len()) };
-    String::from_utf8_lossy(&buffer[..needed - 1]).into_owned()
-}
-
-struct Loaded(*mut sdrt_pipeline);
-unsafe impl Send for Loaded {}
-unsafe impl Sync for Loaded {}
-impl Drop for Loaded {
-    fn drop(&mut self) {
-        unsafe { sdrt_pipeline_free(self.0) };
-    }
-}
-
-fn load_with(dir: &std::path::Path, edit: impl FnOnce(&mut sdrt_load_options)) -> Result<Loaded, sdrt_status> {
-    let dir = CString::new(dir.to_str().unwrap()).unwrap();
-    let ort = CString::new(ort_library().to_str().unwrap()).unwrap();
-    let mut options = std::mem::MaybeUninit::uninit();
-    unsafe { sdrt_load_options_init(options.as_mut_ptr()) };
-    let mut options = unsafe { options.assume_init() };
-    options.ort_library_path = ort.as_ptr();
-    options.intra_op_threads = 1;
-    edit(&mut options);
-    let mut out = ptr::null_mut();
-    match unsafe { sdrt_pipeline_load(dir.as_ptr(), &options, &mut out) } {
-        SDRT_STATUS_OK => Ok(Loaded(out)),
-        status => Err(status),
-    }
-}
 
 fn load() -> Loaded {
     load_with(&tiny_model("diffusers"), |_| {}).unwrap_or_else(|s| panic!("load: {s} {}", last_error()))

@@ -7,46 +7,12 @@ use std::ffi::{c_void, CString};
 use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::{copy_dir, ort_library, tiny_model, TempDir};
+use common::c_api::{last_error, load_with, Loaded};
+use common::{copy_dir, tiny_model, TempDir};
 use sdrt::ffi::*;
 
-fn last_error() -> String {
-    let needed = unsafe { sdrt_last_error_message(ptr::null_mut(), 0) };
-    let mut buffer = vec![0u8; needed];
-    unsafe { sdrt_last_error_message(buffer.as_mut_ptr().cast(), buffer.len()) };
-    String::from_utf8_lossy(&buffer[..needed - 1]).into_owned()
-}
-
-struct Loaded(*mut sdrt_pipeline);
-unsafe impl Send for Loaded {}
-unsafe impl Sync for Loaded {}
-impl Loaded {
-    fn ptr(&self) -> *mut sdrt_pipeline {
-        self.0
-    }
-}
-impl Drop for Loaded {
-    fn drop(&mut self) {
-        unsafe { sdrt_pipeline_free(self.0) };
-    }
-}
-
 fn load(dir: &std::path::Path) -> Result<Loaded, (sdrt_status, String)> {
-    let dir = CString::new(dir.to_str().unwrap()).unwrap();
-    let ort = CString::new(ort_library().to_str().unwrap()).unwrap();
-    let mut options = std::mem::MaybeUninit::uninit();
-    unsafe { sdrt_load_options_init(options.as_mut_ptr()) };
-    let mut options = unsafe { options.assume_init() };
-    options.ort_library_path = ort.as_ptr();
-    options.intra_op_threads = 1;
-    let mut out = ptr::null_mut();
-    match unsafe { sdrt_pipeline_load(dir.as_ptr(), &options, &mut out) } {
-        SDRT_STATUS_OK => Ok(Loaded(out)),
-        status => {
-            assert!(out.is_null(), "out-params are written only on success");
-            Err((status, last_error()))
-        }
-    }
+    load_with(dir, |_| {}).map_err(|status| (status, last_error()))
 }
 
 fn params() -> sdrt_generate_params {

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::status::*;
-use crate::error::Error;
+use crate::error::{panic_message, Error};
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -37,14 +37,7 @@ pub(crate) fn boundary(body: impl FnOnce() -> Result<(), Failure>) -> sdrt_statu
         Ok(Err(Failure::Null(name))) => (SDRT_STATUS_NULL_POINTER, format!("`{name}` must not be NULL")),
         Ok(Err(Failure::Utf8(name))) => (SDRT_STATUS_INVALID_UTF8, format!("`{name}` is not valid UTF-8")),
         Ok(Err(Failure::Timeout(ms))) => (SDRT_STATUS_TIMEOUT, format!("still running after {ms} ms")),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            (SDRT_STATUS_PANIC, format!("internal error: {what}"))
-        }
+        Err(panic) => (SDRT_STATUS_PANIC, format!("internal error: {}", panic_message(panic.as_ref()))),
     };
     set_last_error(message);
     status

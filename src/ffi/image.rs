@@ -167,6 +167,18 @@ pub unsafe extern "C" fn sdrt_image_from_rgba8(
     unsafe { sdrt_image_from_pixels(width, height, SDRT_PIXEL_FORMAT_RGBA8, 0, pixels, pixels_len, stride, out) }
 }
 
+/// Hands `images` to the caller: entry `i` of the array at `out` receives image `i`.
+///
+/// # Safety
+/// `out` holds at least `images.len()` writable entries.
+pub(crate) unsafe fn write_images(out: *mut *mut sdrt_image, images: Vec<Image>) {
+    // SAFETY: promised by the caller.
+    let slots = unsafe { std::slice::from_raw_parts_mut(out, images.len()) };
+    for (slot, image) in slots.iter_mut().zip(images) {
+        *slot = Box::into_raw(Box::new(sdrt_image(image)));
+    }
+}
+
 /// Largest image side `sdrt_image_from_pixels` takes.
 const MAX_SIDE: u32 = 16384;
 

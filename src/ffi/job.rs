@@ -3,8 +3,8 @@
 use std::mem::size_of;
 use std::time::Duration;
 
-use super::image::sdrt_image;
-use super::options::{read_versioned, sdrt_generate_params, Versioned};
+use super::image::{sdrt_image, write_images};
+use super::options::{read_versioned, read_versioned_or_default, sdrt_generate_params, Versioned};
 use super::pipeline::sdrt_pipeline;
 use super::strings::required;
 use super::{boundary, sdrt_status, Failure};
@@ -87,10 +87,7 @@ pub unsafe extern "C" fn sdrt_pipeline_submit(
         if out.is_null() {
             return Err(Failure::Null("out"));
         }
-        let c_params = match params.is_null() {
-            true => <sdrt_generate_params as Versioned>::defaults(),
-            false => unsafe { read_versioned(params, "params") }?,
-        };
+        let c_params = unsafe { read_versioned_or_default(params, "params") }?;
         let job = shared.submit(c_params.to_generate_params(true)?)?;
         unsafe { *out = Box::into_raw(Box::new(sdrt_job(job))) };
         Ok(())
@@ -171,12 +168,9 @@ pub unsafe extern "C" fn sdrt_job_take_images(
             return Err(Failure::Null(if out.is_null() { "out" } else { "count" }));
         }
         let images = job.0.take_images(capacity)?;
-        // SAFETY: the caller promises `capacity` writable entries; take_images checked the count.
-        let slots = unsafe { std::slice::from_raw_parts_mut(out, images.len()) };
         unsafe { *count = images.len() };
-        for (slot, image) in slots.iter_mut().zip(images) {
-            *slot = Box::into_raw(Box::new(sdrt_image(image)));
-        }
+        // SAFETY: the caller promises `capacity` writable entries; take_images checked the count.
+        unsafe { write_images(out, images) };
         Ok(())
     })
 }

@@ -356,6 +356,17 @@ pub(crate) unsafe fn read_versioned<T: Versioned>(ptr: *const T, name: &'static 
     Ok(value)
 }
 
+/// A caller's optional struct: NULL takes the defaults, else as [`read_versioned`].
+///
+/// # Safety
+/// As for [`read_versioned`], unless `ptr` is NULL.
+pub(crate) unsafe fn read_versioned_or_default<T: Versioned>(ptr: *const T, name: &'static str) -> Result<T, Failure> {
+    match ptr.is_null() {
+        true => Ok(T::defaults()),
+        false => unsafe { read_versioned(ptr, name) },
+    }
+}
+
 /// The entries of a caller's array of versioned structs, read with the stride of the first
 /// entry's `struct_size`.
 ///
@@ -432,7 +443,7 @@ impl sdrt_load_options {
 }
 
 impl sdrt_execution_provider {
-    fn to_provider(self) -> Result<ExecutionProvider, Failure> {
+    pub(crate) fn to_provider(self) -> Result<ExecutionProvider, Failure> {
         if self.option_count as usize > MAX_LIST {
             return Err(Error::InvalidArgument(format!("option_count {} is absurd", self.option_count)).into());
         }

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::sync::Arc;
 
 use super::enums::*;
-use super::image::sdrt_image;
+use super::image::{sdrt_image, write_images};
 use super::log::CallbackTarget;
 use super::options::*;
 use super::strings::{optional_str, required};
@@ -13,7 +13,6 @@ use crate::error::Error;
 use crate::log::Level;
 use crate::model::MemoryFiles;
 use crate::pipeline::{LoadOptions, Pipeline, Shared, SharedPipeline, StepProgress};
-use crate::runtime::ExecutionProvider;
 
 /// A loaded model, ready to generate images. Create with `sdrt_pipeline_load`, free with
 /// `sdrt_pipeline_free`.
@@ -81,14 +80,7 @@ pub unsafe extern "C" fn sdrt_provider_available(kind: sdrt_provider_kind, avail
         if available.is_null() {
             return Err(Failure::Null("available"));
         }
-        let provider = match kind {
-            SDRT_PROVIDER_CPU => ExecutionProvider::Cpu,
-            SDRT_PROVIDER_CUDA => ExecutionProvider::Cuda { device_id: 0, options: Vec::new() },
-            SDRT_PROVIDER_DIRECTML => ExecutionProvider::DirectMl { adapter_index: 0 },
-            SDRT_PROVIDER_COREML => ExecutionProvider::CoreMl { options: Vec::new() },
-            other => return Err(Error::InvalidArgument(format!("unknown provider kind {other}")).into()),
-        };
-        crate::runtime::ort_environment(None)?;
+        let provider = sdrt_execution_provider { kind, ..Versioned::defaults() }.to_provider()?;
         let has = crate::runtime::provider_available(&provider)?;
         unsafe { *available = u32::from(has) };
         Ok(())
@@ -195,10 +187,7 @@ fn load_with(
     options: *const sdrt_load_options,
     load: impl FnOnce(&LoadOptions) -> crate::error::Result<Pipeline>,
 ) -> Result<sdrt_pipeline, Failure> {
-    let c_options = match options.is_null() {
-        true => <sdrt_load_options as Versioned>::defaults(),
-        false => unsafe { read_versioned(options, "options") }?,
-    };
+    let c_options = unsafe { read_versioned_or_default(options, "options") }?;
     let mut load_options = c_options.to_load_options()?;
     if let Some(callback) = c_options.log_callback {
         let target = CallbackTarget { callback, user_data: c_options.log_user_data };
@@ -325,10 +314,7 @@ pub unsafe extern "C" fn sdrt_pipeline_generate_batch(
         if out.is_null() {
             return Err(Failure::Null("out"));
         }
-        let c_params = match params.is_null() {
-            true => <sdrt_generate_params as Versioned>::defaults(),
-            false => unsafe { read_versioned(params, "params") }?,
-        };
+        let c_params = unsafe { read_versioned_or_default(params, "params") }?;
         let params = c_params.to_generate_params(false)?;
         if params.batch_size as usize > capacity {
             return Err(Error::InvalidArgument(format!(
@@ -355,10 +341,7 @@ pub unsafe extern "C" fn sdrt_pipeline_generate_batch(
         };
         let images = shared.generate_batch(&params, &mut progress)?;
         // SAFETY: the caller promises `capacity` >= batch_size writable entries.
-        let out = unsafe { std::slice::from_raw_parts_mut(out, images.len()) };
-        for (slot, image) in out.iter_mut().zip(images) {
-            *slot = Box::into_raw(Box::new(sdrt_image(image)));
-        }
+        unsafe { write_images(out, images) };
         Ok(())
     })
 }

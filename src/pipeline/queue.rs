@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{CancelHandle, GenerateParams, Pipeline, StepProgress};
-use crate::error::{Error, Result};
+use crate::error::{panic_message, Error, Result};
 use crate::image::Image;
 use crate::model::RecommendedSettings;
 use crate::scheduler::SchedulerKind;
@@ -158,11 +158,6 @@ impl Drop for Turn<'_> {
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
-    text.unwrap_or_else(|| "unknown panic".into())
-}
-
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic caught at the C boundary may have poisoned a lock; the state behind each of
     // these stays consistent between statements, so keep going.
@@ -230,15 +225,6 @@ impl SharedPipeline {
     /// Cancels every generation queued or running now (later ones are not affected).
     pub fn cancel_all(&self) {
         self.shared.cancel_all();
-    }
-
-    /// Runs `f` on the pipeline itself once no generation is running (the queue is bypassed:
-    /// for quick queries that need the model, not for generating).
-    pub fn with_pipeline<R>(&self, f: impl FnOnce(&mut Pipeline) -> R) -> Result<R> {
-        if self.shared.runs_here() {
-            return Err(Error::Busy("the pipeline is generating on this thread (inside its callback)".into()));
-        }
-        Ok(f(&mut locked(&self.shared.pipeline)))
     }
 }
 

@@ -103,9 +103,11 @@ fn with_options<E: ort::ep::ArbitrarilyConfigurableExecutionProvider>(mut ep: E,
     ep
 }
 
-/// Whether the loaded ONNX Runtime library has `provider` (loading the library if needed).
+/// Whether the loaded ONNX Runtime library has `provider` (loading the library from the
+/// default places if no load has yet).
 pub fn provider_available(provider: &ExecutionProvider) -> Result<bool> {
     use ort::ep::ExecutionProvider as _;
+    super::ort_environment(None)?;
     let check = |available: ort::Result<bool>| {
         available.map_err(|e| Error::RuntimeUnavailable(format!("asking for {}: {e}", provider.name())))
     };

@@ -7,16 +7,7 @@
 #include <string.h>
 
 #include "sdrt.h"
-
-static int failures = 0;
-
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                    \
-        }                                                                  \
-    } while (0)
+#include "check.h"
 
 static void last_error(char *buf, size_t len) { sdrt_last_error_message(buf, len); }
 

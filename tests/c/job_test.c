@@ -15,19 +15,10 @@
 #include <time.h>
 
 #include "sdrt.h"
+#include "check.h"
 
-static int failures = 0;
 /* Whether timings and thread counts mean anything in this run. */
 static int measuring = 1;
-
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
 
 static int thread_count(void) {
     DIR *dir = opendir("/proc/self/task");

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: fixture paths and ONNX Runtime location.
 #![allow(dead_code)]
 
+pub mod c_api;
 pub mod shapes;
 
 use std::path::{Path, PathBuf};
