@@ -223,7 +223,8 @@ int main(int argc, char **argv) {
            "%d with a job thread, %d with a pipeline of own pools of 3\n",
            base, with_runtime, two_pipelines, with_job_thread, with_own_pools);
     if (measuring) {
-        CHECK(with_runtime - base == 3);      /* ONNX Runtime's own, and the pool's less the caller's */
+        /* The pool's threads less the caller's, and on some machines one ONNX Runtime starts for itself. */
+        CHECK(with_runtime - base == 2 || with_runtime - base == 3);
         CHECK(two_pipelines == with_runtime); /* pipelines on the shared pool add none */
         CHECK(with_job_thread == two_pipelines + 1);
         CHECK(with_own_pools - with_job_thread == 3 * 2); /* text encoder, UNet, VAE decoder: 2 each */
