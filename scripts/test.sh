@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and parity tests, the C header check, and the C ABI
-# tested from C (gcc -Werror, valgrind) and C++. Needs cargo, gcc/g++, valgrind, python3.
+# tested from C (gcc -Werror, valgrind) and C++, and an installed prefix used through CMake and
+# pkg-config. Needs cargo; installs gcc/g++, valgrind, cmake, pkg-config and python3 if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v g++ >/dev/null || need+=(g++)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v objdump >/dev/null || need+=(binutils)
+command -v cmake >/dev/null || need+=(cmake)
+command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if ((${#need[@]})); then
@@ -42,3 +45,6 @@ cargo test --release --locked
 
 step "C ABI from C and C++"
 scripts/test_c_abi.sh
+
+step "installed: CMake and pkg-config consumers"
+scripts/test_install.sh
