@@ -2,6 +2,7 @@
 # Installs sdrt for C and C++ programs under a prefix:
 #
 #   PREFIX/include/sdrt.h                     the C ABI
+#   PREFIX/include/sdrt.hpp                   the C++17 wrapper (header-only)
 #   PREFIX/lib/libsdrt.so.X.Y.Z               the shared library, with its SONAME link
 #   PREFIX/lib/libsdrt.so.X.Y -> ...          (what linked programs record) and the
 #   PREFIX/lib/libsdrt.so -> ...              development link (what -lsdrt finds)
@@ -42,7 +43,7 @@ mkdir -p "$prefix/include" "$prefix/lib/pkgconfig" "$prefix/lib/cmake/sdrt"
 prefix=$(cd "$prefix" && pwd)
 lib=$prefix/lib
 
-install -m 644 include/sdrt.h "$prefix/include/"
+install -m 644 include/sdrt.h bindings/cpp/sdrt.hpp "$prefix/include/"
 install -m 755 "$built/libsdrt.so" "$lib/$real"
 [[ $soname == "$real" ]] || ln -sfn "$real" "$lib/$soname"
 ln -sfn "$soname" "$lib/libsdrt.so"

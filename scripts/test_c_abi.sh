@@ -2,6 +2,8 @@
 # Compiles the header alone (C99 and C++11, -Wpadded), the C sample and the C/C++ ABI tests
 # against include/sdrt.h with every warning as an error, then runs them under valgrind
 # memcheck (zero errors, no definite leaks); the job test also runs natively, for its timings.
+# The C++ wrapper's tests (with exceptions, and with -fno-exceptions) run under AddressSanitizer
+# and UBSan instead, which check the header-only wrapper in a fraction of valgrind's time.
 # Expects `cargo build --release` to have run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,12 +28,19 @@ gcc "${cflags[@]}" tests/c/job_test.c -o "$build/job_test" "${link[@]}"
 g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Wpadded -Iinclude tests/c/header_test.cpp -o "$build/header_test" \
   "${link[@]}"
 
+cxxflags=(-std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -Ibindings/cpp -Itests/c -g
+  -fsanitize=address,undefined -fno-sanitize-recover=all)
+g++ "${cxxflags[@]}" tests/cpp/binding_test.cpp -o "$build/binding_test" "${link[@]}"
+g++ "${cxxflags[@]}" -fno-exceptions tests/cpp/noexcept_test.cpp -o "$build/noexcept_test" "${link[@]}"
+
 # --fair-sched: valgrind runs one thread at a time, and by default a thread returning from a
 # timed wait can starve behind ONNX Runtime's spinning pool threads for the whole generation.
 memcheck=(valgrind --fair-sched=yes --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
   --show-leak-kinds=definite --suppressions="$PWD/tests/c/valgrind.supp")
 
 "$build/header_test"
+"$build/binding_test" "$model"
+"$build/noexcept_test" "$model"
 # Natively: it measures poll times and counts threads.
 (cd "$build" && ./job_test "../../$model")
 (cd "$build" && SDRT_TEST_MEMCHECK=1 "${memcheck[@]}" ./job_test "../../$model" >/dev/null)

@@ -22,7 +22,8 @@ prefix=$work/prefix
 mv "$work/staged" "$prefix"
 
 cflags="-std=c99 -Wall -Wextra -Werror -pedantic"
-cmake -S examples -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_FLAGS="$cflags" >/dev/null
+cmake -S examples -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_FLAGS="$cflags" \
+  -DCMAKE_CXX_FLAGS="-Wall -Wextra -Werror -pedantic" >/dev/null
 cmake --build "$work/cmake" >/dev/null
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 for package in sdrt sdrt-static; do
@@ -44,4 +45,12 @@ first=$(md5sum <"${programs[0]}.png")
 for program in "${programs[@]}"; do
   [[ $(md5sum <"$program.png") == "$first" ]] || { echo "$program drew a different image" >&2; exit 1; }
 done
-echo "install tests passed: CMake and pkg-config consumers, shared and static, draw the same image"
+# The C++ example draws the C sample's image for the same core flags.
+flags=(--model "$model" --prompt "a cat, (blue:1.2) sky" --negative-prompt "blur" --steps 3 --guidance 6
+  --width 64 --height 48 --seed 42 --scheduler dpmpp_2m_karras --rng torch --quiet)
+env -u ORT_DYLIB_PATH "$work/cmake/txt2img" "${flags[@]}" --output "$work/c.png"
+env -u ORT_DYLIB_PATH "$work/cmake/txt2img_cpp" "${flags[@]}" --output "$work/cpp.png"
+cmp "$work/c.png" "$work/cpp.png" || { echo "txt2img_cpp drew a different image than txt2img" >&2; exit 1; }
+[[ $(md5sum <"$work/c.png") != "$first" ]] || { echo "the flags changed nothing" >&2; exit 1; }
+
+echo "install tests passed: CMake and pkg-config consumers, shared and static, draw the same image; C++ matches C"
