@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and parity tests, the C header check, and the C ABI
 # tested from C (gcc -Werror, valgrind) and C++, and an installed prefix used through CMake and
-# pkg-config. Needs cargo; installs gcc/g++, valgrind, cmake, pkg-config and python3 if missing.
+# pkg-config, and the C# binding on Mono. Needs cargo; installs gcc/g++, valgrind, cmake,
+# pkg-config, Mono and python3 if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ command -v valgrind >/dev/null || need+=(valgrind)
 command -v objdump >/dev/null || need+=(binutils)
 command -v cmake >/dev/null || need+=(cmake)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v mcs >/dev/null || need+=(mono-mcs)
+command -v mono >/dev/null || need+=(mono-runtime)
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if ((${#need[@]})); then
@@ -48,3 +51,6 @@ scripts/test_c_abi.sh
 
 step "installed: CMake and pkg-config consumers"
 scripts/test_install.sh
+
+step "C# binding on Mono"
+scripts/test_csharp.sh

@@ -106,6 +106,7 @@ fn with_options<E: ort::ep::ArbitrarilyConfigurableExecutionProvider>(mut ep: E,
 /// Whether the loaded ONNX Runtime library has `provider` (loading the library from the
 /// default places if no load has yet).
 pub fn provider_available(provider: &ExecutionProvider) -> Result<bool> {
+    #[cfg(any(feature = "cuda", feature = "directml", feature = "coreml"))]
     use ort::ep::ExecutionProvider as _;
     super::ort_environment(None)?;
     let check = |available: ort::Result<bool>| {
