@@ -38,13 +38,19 @@ if [[ ! -f $wheel ]] || ! echo "$wheel_sha256  $wheel" | sha256sum -c --status; 
 fi
 
 mkdir -p "$dest"
-if [[ ! -f $dest/$libname ]] || [[ $wheel -nt $dest/$libname ]]; then
-  "$python" - "$wheel" "$member" "$dest/$libname" <<'PY'
-import shutil, sys, zipfile
-wheel, member, out = sys.argv[1:]
-with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(out + ".tmp", "wb") as dst:
-    shutil.copyfileobj(src, dst)
-shutil.move(out + ".tmp", out)
+# The library, and its licence and third-party notices for whoever redistributes it.
+if [[ ! -f $dest/$libname || ! -f $dest/LICENSE-onnxruntime || $wheel -nt $dest/$libname ]]; then
+  "$python" - "$wheel" "$dest" "$member:$libname" onnxruntime/LICENSE:LICENSE-onnxruntime \
+    onnxruntime/ThirdPartyNotices.txt:ThirdPartyNotices-onnxruntime.txt <<'PY'
+import os, shutil, sys, zipfile
+wheel, dest, pairs = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(wheel) as z:
+    for pair in pairs:
+        member, name = pair.split(":")
+        out = os.path.join(dest, name)
+        with z.open(member) as src, open(out + ".tmp", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        shutil.move(out + ".tmp", out)
 PY
 fi
 echo "$dest/$libname"

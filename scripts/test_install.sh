@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs sdrt under a prefix and builds the C example against it as users do: through the
-# CMake package (shared and static) and through pkg-config (shared and static), after the
-# prefix has been moved. Every build runs with no environment variable and draws the same
+# Unpacks the release archive (an install prefix, moved) and builds the C and C++ examples
+# against it as users do: through the CMake package (shared and static) and through pkg-config
+# (shared and static). Every build runs with no environment variable and draws the same
 # image. Also checks that libsdrt exports nothing but sdrt_* functions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,17 +9,23 @@ cd "$(dirname "$0")/.."
 work=$PWD/target/install-test
 model=$PWD/tests/fixtures/tiny-sd15/diffusers
 rm -rf "$work" && mkdir -p "$work"
-scripts/install.sh --prefix "$work/staged" >/dev/null
+
+# The release archive holds an install prefix (scripts/install.sh); unpacked elsewhere, it
+# also shows the prefix is relocatable.
+archive=$(scripts/package.sh)
+tar -C "$work" -xzf "$archive"
+prefix=$work/$(basename "$archive" .tar.gz)
+for file in include/sdrt.h include/sdrt.hpp lib/libsdrt.a lib/libonnxruntime.so.1 LICENSE-MIT LICENSE-onnxruntime \
+  csharp/Sdrt.cs csharp/Sdrt.csproj csharp/runtimes/linux-x64/native/libsdrt.so examples/CMakeLists.txt; do
+  [[ -s $prefix/$file ]] || { echo "the release archive lacks $file" >&2; exit 1; }
+done
+echo "$(basename "$archive"): $(du -h "$archive" | cut -f1)"
 
 # Only the C ABI is exported: no Rust, ONNX Runtime or C++ runtime symbols.
-exported=$(nm -D --defined-only "$work/staged/lib/libsdrt.so" | awk '{print $3}')
+exported=$(nm -D --defined-only "$prefix/lib/libsdrt.so" | awk '{print $3}')
 strays=$(grep -v '^sdrt_' <<<"$exported" || true)
 [[ -z $strays ]] || { echo "libsdrt.so exports symbols outside sdrt_*:" >&2; echo "$strays" >&2; exit 1; }
 echo "libsdrt.so exports $(wc -l <<<"$exported") functions, all sdrt_*"
-
-# A prefix is relocatable: move it before building anything against it.
-prefix=$work/prefix
-mv "$work/staged" "$prefix"
 
 cflags="-std=c99 -Wall -Wextra -Werror -pedantic"
 cmake -S examples -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_FLAGS="$cflags" \
