@@ -1,5 +1,6 @@
 // Linker settings for the C library: a SONAME so programs record a versioned name, and
-// RUNPATH $ORIGIN so an ONNX Runtime placed beside libsdrt is found by the loader.
+// RUNPATH $ORIGIN so an ONNX Runtime placed beside libsdrt is found by the loader; and for the
+// sdrt command, a RUNPATH to the install prefix's lib folder.
 fn main() {
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" {
@@ -9,6 +10,8 @@ fn main() {
         let soname = if major == "0" { format!("libsdrt.so.0.{minor}") } else { format!("libsdrt.so.{major}") };
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
         println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,$ORIGIN");
+        // The sdrt command installed as PREFIX/bin/sdrt finds ONNX Runtime in PREFIX/lib.
+        println!("cargo:rustc-link-arg-bin=sdrt=-Wl,-rpath,$ORIGIN/../lib");
     }
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs sdrt for C and C++ programs under a prefix:
 #
+#   PREFIX/bin/sdrt                           the command-line program
 #   PREFIX/include/sdrt.h                     the C ABI
 #   PREFIX/include/sdrt.hpp                   the C++17 wrapper (header-only)
 #   PREFIX/lib/libsdrt.so.X.Y.Z               the shared library, with its SONAME link
@@ -39,10 +40,11 @@ soname=$(objdump -p "$built/libsdrt.so" | awk '/SONAME/ {print $2}')
 real=libsdrt.so.$version
 ort=$(scripts/fetch_onnxruntime.sh)
 
-mkdir -p "$prefix/include" "$prefix/lib/pkgconfig" "$prefix/lib/cmake/sdrt"
+mkdir -p "$prefix/bin" "$prefix/include" "$prefix/lib/pkgconfig" "$prefix/lib/cmake/sdrt"
 prefix=$(cd "$prefix" && pwd)
 lib=$prefix/lib
 
+install -m 755 "$built/sdrt" "$prefix/bin/"
 install -m 644 include/sdrt.h bindings/cpp/sdrt.hpp "$prefix/include/"
 install -m 755 "$built/libsdrt.so" "$lib/$real"
 [[ $soname == "$real" ]] || ln -sfn "$real" "$lib/$soname"

@@ -15,7 +15,7 @@ rm -rf "$work" && mkdir -p "$work"
 archive=$(scripts/package.sh)
 tar -C "$work" -xzf "$archive"
 prefix=$work/$(basename "$archive" .tar.gz)
-for file in include/sdrt.h include/sdrt.hpp lib/libsdrt.a lib/libonnxruntime.so.1 LICENSE-MIT LICENSE-onnxruntime \
+for file in bin/sdrt include/sdrt.h include/sdrt.hpp lib/libsdrt.a lib/libonnxruntime.so.1 LICENSE-MIT LICENSE-onnxruntime \
   csharp/Sdrt.cs csharp/Sdrt.csproj csharp/runtimes/linux-x64/native/libsdrt.so examples/CMakeLists.txt; do
   [[ -s $prefix/$file ]] || { echo "the release archive lacks $file" >&2; exit 1; }
 done
@@ -51,6 +51,9 @@ first=$(md5sum <"${programs[0]}.png")
 for program in "${programs[@]}"; do
   [[ $(md5sum <"$program.png") == "$first" ]] || { echo "$program drew a different image" >&2; exit 1; }
 done
+# The sdrt command runs from the prefix too, with no environment variable.
+env -u ORT_DYLIB_PATH -u LD_LIBRARY_PATH "$prefix/bin/sdrt" info "$model" | grep -q "providers:  CPU yes"
+
 # The C++ example draws the C sample's image for the same core flags.
 flags=(--model "$model" --prompt "a cat, (blue:1.2) sky" --negative-prompt "blur" --steps 3 --guidance 6
   --width 64 --height 48 --seed 42 --scheduler dpmpp_2m_karras --rng torch --quiet)
