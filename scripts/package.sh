@@ -30,7 +30,8 @@ cp bindings/csharp/*.cs bindings/csharp/Sdrt.csproj "$csharp/"
 cp -L "$root/lib/libsdrt.so" "$csharp/runtimes/$rid/native/libsdrt.so"
 cp "$root/lib/libonnxruntime.so.1" "$csharp/runtimes/$rid/native/"
 
-mkdir -p "$root/examples/csharp"
+mkdir -p "$root/python" "$root/examples/csharp"
+cp bindings/python/sdrt.py "$root/python/"
 cp examples/txt2img.c examples/txt2img.cpp examples/CMakeLists.txt "$root/examples/"
 cp examples/csharp/Txt2Img.cs "$root/examples/csharp/"
 
@@ -48,6 +49,7 @@ $(sed -n 's/^#define SDRT_ABI_VERSION \([0-9]*\)/\1/p' include/sdrt.h)). This fo
 - C#: \`csharp/\` holds the binding's sources (C# 7.2: Mono, Unity, .NET) and \`Sdrt.csproj\`
   (\`dotnet pack\` makes a NuGet package with \`runtimes/$rid/native/\`). For Unity, copy
   \`csharp/\` into the project's \`Assets/\` folder.
+- Python: \`python/sdrt.py\` (ctypes; set SDRT_LIBRARY to \`lib/libsdrt.so\`).
 - ONNX Runtime (\`lib/libonnxruntime.so.1\`) is loaded at run time from beside libsdrt. Ship
   both with your program; their licences are here.
 

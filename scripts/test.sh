@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and parity tests, the C header check, and the C ABI
 # tested from C (gcc -Werror, valgrind) and C++, and an installed prefix used through CMake and
-# pkg-config, and the C# binding on Mono. Needs cargo; installs gcc/g++, valgrind, cmake,
+# pkg-config, and the C# (on Mono) and Python bindings. Needs cargo; installs gcc/g++, valgrind, cmake,
 # pkg-config, Mono and python3 if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,3 +54,6 @@ scripts/test_install.sh
 
 step "C# binding on Mono"
 scripts/test_csharp.sh
+
+step "Python binding"
+SDRT_LIBRARY=$PWD/target/release/libsdrt.so python3 tests/python/test_binding.py tests/fixtures/tiny-sd15/diffusers

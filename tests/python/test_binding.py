@@ -1,0 +1,107 @@
+"""The Python ctypes binding (bindings/python/sdrt.py) from Python.
+
+Usage: python3 tests/python/test_binding.py MODEL_DIR   (SDRT_LIBRARY: the libsdrt to use)
+"""
+import ctypes
+import os
+import re
+import sys
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+import sdrt  # noqa: E402
+
+MODEL = None
+
+
+def small(**overrides):
+    options = dict(prompt="a red circle on a blue background", width=64, height=64, steps=3, guidance_scale=7.5,
+                   seed=7, scheduler="euler")
+    options.update(overrides)
+    return options
+
+
+class BindingTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pipeline = sdrt.Pipeline(MODEL)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pipeline.close()
+
+    def test_constants_equal_the_header(self):
+        with open(os.path.join(ROOT, "include", "sdrt.h")) as header:
+            defines = dict(re.findall(r"^#define SDRT_(\w+) (\w+)$", header.read(), re.M))
+        names = [n for n in dir(sdrt) if re.fullmatch(r"[A-Z][A-Z0-9_]+", n)]
+        for name in names:
+            value = defines[name]
+            expected = 0xFFFFFFFF if value == "UINT32_MAX" else int(value)
+            self.assertEqual(getattr(sdrt, name), expected, name)
+        self.assertGreater(len(names), 15)
+
+    def test_struct_sizes_equal_the_library(self):
+        params = sdrt._GenerateParams()
+        sdrt.library().sdrt_generate_params_init(ctypes.byref(params))
+        self.assertEqual(params.struct_size, ctypes.sizeof(sdrt._GenerateParams))
+        self.assertEqual((params.steps, params.batch_size, params.preserve_unmasked), (25, 1, 1))
+        progress = sdrt._JobProgress()
+        sdrt.library().sdrt_job_progress_init(ctypes.byref(progress))
+        self.assertEqual(progress.struct_size, ctypes.sizeof(sdrt._JobProgress))
+
+    def test_load_failure_raises(self):
+        with self.assertRaises(sdrt.Error) as caught:
+            sdrt.Pipeline("/nonexistent/model")
+        self.assertEqual(caught.exception.status, 5)
+        self.assertIn("/nonexistent/model", str(caught.exception))
+
+    def test_generate_with_progress_equals_a_job(self):
+        seen = []
+        image = self.pipeline.generate(**small(progress=lambda step, total: seen.append((step, total)) or True))
+        self.assertEqual(seen, [(1, 3), (2, 3), (3, 3)])
+        self.assertEqual((image.width, image.height), (64, 64))
+        pixels = image.to_bytes()
+        with self.pipeline.submit(**small()) as job:
+            images = self.pipeline.wait_for(job)
+            self.assertEqual(job.poll(), (sdrt.JOB_DONE, 3, 3))
+        self.assertEqual(images[0].to_bytes(), pixels)
+        flipped = image.to_bytes(sdrt.PIXEL_FORMAT_RGBA8, flip_vertical=True)
+        self.assertEqual(flipped[0:3], pixels[63 * 192:63 * 192 + 3])
+        self.assertEqual(flipped[3], 255)
+
+    def test_callback_exception_is_reraised(self):
+        def stop(step, total):
+            if step == 2:
+                raise KeyError("from the callback")
+            return True
+
+        with self.assertRaises(KeyError):
+            self.pipeline.generate(**small(steps=5, progress=stop))
+        with self.assertRaises(sdrt.Error) as caught:
+            self.pipeline.generate(**small(progress=lambda step, total: False))
+        self.assertEqual(caught.exception.status, sdrt.STATUS_CANCELLED)
+        self.assertEqual(self.pipeline.generate(**small(steps=1)).width, 64)
+
+    def test_job_cancel(self):
+        with self.pipeline.submit(**small(steps=400)) as job:
+            while job.poll()[1] < 1:
+                time.sleep(0.001)
+            self.assertFalse(job.wait(0))
+            job.cancel()
+            self.assertTrue(job.wait())
+            self.assertEqual(job.poll()[0], sdrt.JOB_CANCELLED)
+            with self.assertRaises(sdrt.Error) as caught:
+                job.take_images()
+            self.assertEqual(caught.exception.status, sdrt.STATUS_CANCELLED)
+
+    def test_bad_scheduler_name(self):
+        with self.assertRaises(sdrt.Error) as caught:
+            self.pipeline.generate(**small(scheduler="no such sampler"))
+        self.assertIn("no such sampler", str(caught.exception))
+
+
+if __name__ == "__main__":
+    MODEL = sys.argv.pop(1)
+    unittest.main(verbosity=1)
