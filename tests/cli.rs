@@ -235,3 +235,44 @@ fn failures_say_what_is_wrong() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("has no parameters text"));
 }
+
+#[test]
+fn image_to_image_and_inpainting_from_flags() {
+    let images = common::fixtures().join("images");
+    let init = images.join("init_64.png");
+    let mask = images.join("mask_64.png");
+    let model = common::tiny_model("diffusers");
+    let output = scratch("inpainted.png");
+    succeeded(&sdrt(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "a green square",
+        "--steps",
+        "4",
+        "--init-image",
+        init.to_str().unwrap(),
+        "--mask",
+        mask.to_str().unwrap(),
+        "--strength",
+        "0.5",
+        "--output",
+        output.to_str().unwrap(),
+        "--quiet",
+    ]));
+
+    let mut pipeline = Pipeline::load_dir(&model, &common::load_options()).unwrap();
+    let recommended = pipeline.recommended_params();
+    let params = GenerateParams {
+        prompt: "a green square".into(),
+        steps: 4,
+        scheduler: Some(pipeline.default_scheduler()),
+        init_image: Some(Image::load(&init).unwrap()),
+        mask_image: Some(Image::load(&mask).unwrap()),
+        strength: 0.5,
+        ..recommended
+    };
+    let expected = pipeline.generate(&params, &mut |_| true).unwrap();
+    assert_eq!(Image::load(&output).unwrap().pixels(), expected.pixels());
+    assert!(parameters_text(&output).contains("Denoising strength: 0.5"));
+}
