@@ -44,7 +44,7 @@ cargo build --release --locked
 cargo check --locked --no-default-features --lib --quiet
 
 step "Rust tests"
-cargo test --release --locked
+cargo test --profile test-fast --locked
 
 step "C ABI from C and C++"
 scripts/test_c_abi.sh
