@@ -101,6 +101,16 @@ private:
     std::variant<T, Error> state_;
 };
 
+namespace detail {
+/// A handle from the C API, freed with `Free`; unique_ptr makes the wrappers move-only.
+template <class T, void (*Free)(T *)>
+struct Deleter {
+    void operator()(T *handle) const noexcept { Free(handle); }
+};
+template <class T, void (*Free)(T *)>
+using Owned = std::unique_ptr<T, Deleter<T, Free>>;
+}  // namespace detail
+
 /// For operations that give nothing back.
 struct Done {};
 
@@ -154,17 +164,6 @@ public:
     Image() noexcept = default;
     /// Takes ownership of an image from the C API.
     explicit Image(sdrt_image *raw) noexcept : raw_(raw) {}
-    Image(Image &&other) noexcept : raw_(std::exchange(other.raw_, nullptr)) {}
-    Image &operator=(Image &&other) noexcept {
-        if (this != &other) {
-            sdrt_image_free(raw_);
-            raw_ = std::exchange(other.raw_, nullptr);
-        }
-        return *this;
-    }
-    Image(const Image &) = delete;
-    Image &operator=(const Image &) = delete;
-    ~Image() { sdrt_image_free(raw_); }
 
     static Result<Image> try_load(const std::string &path) {
         sdrt_image *raw = nullptr;
@@ -186,11 +185,11 @@ public:
 
     bool valid() const noexcept { return raw_ != nullptr; }
     explicit operator bool() const noexcept { return valid(); }
-    uint32_t width() const noexcept { return sdrt_image_width(raw_); }
-    uint32_t height() const noexcept { return sdrt_image_height(raw_); }
-    size_t stride() const noexcept { return sdrt_image_stride(raw_); }
+    uint32_t width() const noexcept { return sdrt_image_width(raw_.get()); }
+    uint32_t height() const noexcept { return sdrt_image_height(raw_.get()); }
+    size_t stride() const noexcept { return sdrt_image_stride(raw_.get()); }
     Pixels pixels() const noexcept {
-        return Pixels{sdrt_image_pixels(raw_), stride() * height(), width(), height(), stride()};
+        return Pixels{sdrt_image_pixels(raw_.get()), stride() * height(), width(), height(), stride()};
     }
 
     /// Copies the pixels into a caller's buffer (`dst_stride` 0: packed rows) in `format`,
@@ -198,7 +197,7 @@ public:
     Result<Done> try_copy_to(uint8_t *dst, size_t dst_size, sdrt_pixel_format format, size_t dst_stride = 0,
                              bool flip_vertical = false) const {
         return detail::check(
-            sdrt_image_copy_pixels(raw_, format, flip_vertical ? 1 : 0, dst, dst_size, dst_stride));
+            sdrt_image_copy_pixels(raw_.get(), format, flip_vertical ? 1 : 0, dst, dst_size, dst_stride));
     }
     /// The pixels as packed rows in `format`.
     Result<std::vector<uint8_t>> try_to_vector(sdrt_pixel_format format = SDRT_PIXEL_FORMAT_RGB8,
@@ -210,7 +209,7 @@ public:
         return out;
     }
     Result<Done> try_save_png(const std::string &path) const {
-        return detail::check(sdrt_image_save_png(raw_, path.c_str()));
+        return detail::check(sdrt_image_save_png(raw_.get(), path.c_str()));
     }
 
 #ifndef SDRT_NO_EXCEPTIONS
@@ -230,12 +229,12 @@ public:
     void save_png(const std::string &path) const { try_save_png(path).value(); }
 #endif
 
-    const sdrt_image *get() const noexcept { return raw_; }
+    const sdrt_image *get() const noexcept { return raw_.get(); }
     /// Gives up ownership: the caller frees it with sdrt_image_free.
-    sdrt_image *release() noexcept { return std::exchange(raw_, nullptr); }
+    sdrt_image *release() noexcept { return raw_.release(); }
 
 private:
-    sdrt_image *raw_ = nullptr;
+    detail::Owned<sdrt_image, sdrt_image_free> raw_;  // move-only; frees on destruction
 };
 
 /// What to generate. Width and height left at 0 take the model's size; steps left at 0 and a
@@ -304,30 +303,19 @@ class Job {
 public:
     Job() noexcept = default;
     explicit Job(sdrt_job *raw) noexcept : raw_(raw) {}
-    Job(Job &&other) noexcept : raw_(std::exchange(other.raw_, nullptr)) {}
-    Job &operator=(Job &&other) noexcept {
-        if (this != &other) {
-            sdrt_job_free(raw_);
-            raw_ = std::exchange(other.raw_, nullptr);
-        }
-        return *this;
-    }
-    Job(const Job &) = delete;
-    Job &operator=(const Job &) = delete;
-    ~Job() { sdrt_job_free(raw_); }
 
     /// A few atomic reads: safe to call every frame.
     Progress poll() const noexcept {
         sdrt_job_progress progress;
         sdrt_job_progress_init(&progress);
-        if (sdrt_job_poll(raw_, &progress) != SDRT_STATUS_OK) return Progress{SDRT_JOB_FAILED, 0, 0, 0};
+        if (sdrt_job_poll(raw_.get(), &progress) != SDRT_STATUS_OK) return Progress{SDRT_JOB_FAILED, 0, 0, 0};
         return Progress{progress.state, progress.step, progress.total_steps, progress.preview_step};
     }
     /// Cancels it, queued or running; returns at once.
-    void cancel() noexcept { sdrt_job_cancel(raw_); }
+    void cancel() noexcept { sdrt_job_cancel(raw_.get()); }
     /// Waits at most `timeout_ms` (SDRT_WAIT_FOREVER: until it ends); true when it has ended.
     Result<bool> try_wait(uint32_t timeout_ms = SDRT_WAIT_FOREVER) {
-        sdrt_status status = sdrt_job_wait(raw_, timeout_ms);
+        sdrt_status status = sdrt_job_wait(raw_.get(), timeout_ms);
         if (status == SDRT_STATUS_TIMEOUT) return false;
         if (status != SDRT_STATUS_OK) return Error::last(status);
         return true;
@@ -336,7 +324,7 @@ public:
     Result<std::vector<Image>> try_take_images() {
         std::vector<sdrt_image *> raw(64, nullptr);
         size_t count = 0;
-        sdrt_status status = sdrt_job_take_images(raw_, raw.data(), raw.size(), &count);
+        sdrt_status status = sdrt_job_take_images(raw_.get(), raw.data(), raw.size(), &count);
         if (status != SDRT_STATUS_OK) return Error::last(status);
         std::vector<Image> images;
         images.reserve(count);
@@ -346,7 +334,7 @@ public:
     /// A copy of the newest preview of image `index` (see GenerateOptions::preview_every).
     Result<Image> try_preview(uint32_t index = 0) const {
         sdrt_image *raw = nullptr;
-        sdrt_status status = sdrt_job_copy_preview(raw_, index, &raw);
+        sdrt_status status = sdrt_job_copy_preview(raw_.get(), index, &raw);
         if (status != SDRT_STATUS_OK) return Error::last(status);
         return Image(raw);
     }
@@ -357,10 +345,10 @@ public:
     Image preview(uint32_t index = 0) const { return try_preview(index).value(); }
 #endif
 
-    sdrt_job *get() const noexcept { return raw_; }
+    sdrt_job *get() const noexcept { return raw_.get(); }
 
 private:
-    sdrt_job *raw_ = nullptr;
+    detail::Owned<sdrt_job, sdrt_job_free> raw_;  // move-only; frees on destruction
 };
 
 /// A loaded model. Thread-safe: generations from several threads run one after another.
@@ -368,17 +356,6 @@ class Pipeline {
 public:
     Pipeline() noexcept = default;
     explicit Pipeline(sdrt_pipeline *raw) noexcept : raw_(raw) {}
-    Pipeline(Pipeline &&other) noexcept : raw_(std::exchange(other.raw_, nullptr)) {}
-    Pipeline &operator=(Pipeline &&other) noexcept {
-        if (this != &other) {
-            sdrt_pipeline_free(raw_);
-            raw_ = std::exchange(other.raw_, nullptr);
-        }
-        return *this;
-    }
-    Pipeline(const Pipeline &) = delete;
-    Pipeline &operator=(const Pipeline &) = delete;
-    ~Pipeline() { sdrt_pipeline_free(raw_); }
 
     /// Loads a diffusers ONNX directory; an empty `model_dir` is the model built into sdrt.
     static Result<Pipeline> try_load(const std::string &model_dir, const LoadOptions &options = {}) {
@@ -393,14 +370,14 @@ public:
     /// The model's native image size.
     std::pair<uint32_t, uint32_t> default_size() const noexcept {
         uint32_t width = 0, height = 0;
-        sdrt_pipeline_default_size(raw_, &width, &height);
+        sdrt_pipeline_default_size(raw_.get(), &width, &height);
         return {width, height};
     }
     /// The model family's steps and guidance scale.
     std::pair<uint32_t, float> recommended_settings() const noexcept {
         uint32_t steps = 0;
         float guidance = 0.0f;
-        sdrt_pipeline_recommended_settings(raw_, &steps, &guidance);
+        sdrt_pipeline_recommended_settings(raw_.get(), &steps, &guidance);
         return {steps, guidance};
     }
 
@@ -408,7 +385,7 @@ public:
     Result<std::vector<Image>> try_generate_batch(const GenerateOptions &options) {
         GenerateCall call(*this, options);
         std::vector<sdrt_image *> raw(options.batch_size ? options.batch_size : 1, nullptr);
-        sdrt_status status = sdrt_pipeline_generate_batch(raw_, &call.params, raw.data(), raw.size());
+        sdrt_status status = sdrt_pipeline_generate_batch(raw_.get(), &call.params, raw.data(), raw.size());
         call.guard.rethrow_if_caught();
         if (status != SDRT_STATUS_OK) return Error::last(status);
         std::vector<Image> images;
@@ -429,14 +406,14 @@ public:
             return Error(SDRT_STATUS_INVALID_ARGUMENT, "jobs take no callbacks: poll the job instead");
         GenerateCall call(*this, options);
         sdrt_job *raw = nullptr;
-        sdrt_status status = sdrt_pipeline_submit(raw_, &call.params, &raw);
+        sdrt_status status = sdrt_pipeline_submit(raw_.get(), &call.params, &raw);
         if (status != SDRT_STATUS_OK) return Error::last(status);
         return Job(raw);
     }
     /// Cancels the blocking generations running or waiting on this pipeline (not its jobs).
-    void cancel() const noexcept { sdrt_pipeline_cancel(raw_); }
+    void cancel() const noexcept { sdrt_pipeline_cancel(raw_.get()); }
     /// Releases the graphs that can be loaded again (see sdrt_pipeline_trim).
-    void trim() noexcept { sdrt_pipeline_trim(raw_); }
+    void trim() noexcept { sdrt_pipeline_trim(raw_.get()); }
 
 #ifndef SDRT_NO_EXCEPTIONS
     static Pipeline load(const std::string &model_dir, const LoadOptions &options = {}) {
@@ -449,7 +426,7 @@ public:
     Job submit(const GenerateOptions &options) { return try_submit(options).value(); }
 #endif
 
-    sdrt_pipeline *get() const noexcept { return raw_; }
+    sdrt_pipeline *get() const noexcept { return raw_.get(); }
 
 private:
     /// sdrt_load_options pointing into `options` for the length of one call.
@@ -549,7 +526,7 @@ private:
         }
     };
 
-    sdrt_pipeline *raw_ = nullptr;
+    detail::Owned<sdrt_pipeline, sdrt_pipeline_free> raw_;  // move-only; frees on destruction
 };
 
 /// The process-wide log: sdrt's and ONNX Runtime's messages at `min_level` (SDRT_LOG_*) or more

@@ -232,8 +232,9 @@ class Pipeline:
         _check(library().sdrt_pipeline_load(_utf8(path), None, _c.byref(handle)))
         self._handle = handle
 
-    def _params(self, prompt, negative_prompt, width, height, steps, guidance_scale, seed, scheduler, rng,
-                batch_size, init_image, strength):
+    def _params(self, prompt="", negative_prompt="", width=0, height=0, steps=0, guidance_scale=None, seed=0,
+                scheduler=None, rng=None, batch_size=1, init_image=None, strength=0.8):
+        """sdrt_generate_params for one call; steps 0 and guidance None: the model's defaults."""
         lib = library()
         params = _GenerateParams()
         lib.sdrt_generate_params_init(_c.byref(params))
@@ -257,12 +258,12 @@ class Pipeline:
             params.init_image, params.strength = init_image._handle.value, strength
         return params
 
-    def generate_batch(self, prompt="", negative_prompt="", width=0, height=0, steps=0, guidance_scale=None,
-                       seed=0, scheduler=None, rng=None, batch_size=1, init_image=None, strength=0.8,
-                       progress=None):
-        """batch_size images; progress(step, total_steps) -> bool runs on this thread."""
-        params = self._params(prompt, negative_prompt, width, height, steps, guidance_scale, seed, scheduler, rng,
-                              batch_size, init_image, strength)
+    def generate_batch(self, prompt="", progress=None, **options):
+        """batch_size images; progress(step, total_steps) -> bool runs on this thread. Options:
+        negative_prompt, width, height, steps, guidance_scale, seed, scheduler, rng, batch_size,
+        init_image, strength."""
+        params = self._params(prompt, **options)
+        batch_size = params.batch_size
         raised = []
 
         def trampoline(_user_data, step, total):
@@ -285,11 +286,10 @@ class Pipeline:
         """One image; the keyword arguments of generate_batch."""
         return self.generate_batch(prompt, **options)[0]
 
-    def submit(self, prompt="", negative_prompt="", width=0, height=0, steps=0, guidance_scale=None, seed=0,
-               scheduler=None, rng=None, batch_size=1, init_image=None, strength=0.8):
-        """Queues a generation on the pipeline's thread; returns a Job at once."""
-        params = self._params(prompt, negative_prompt, width, height, steps, guidance_scale, seed, scheduler, rng,
-                              batch_size, init_image, strength)
+    def submit(self, prompt="", **options):
+        """Queues a generation on the pipeline's thread; returns a Job at once (generate_batch's
+        options, no progress)."""
+        params = self._params(prompt, **options)
         job = _c.c_void_p()
         _check(library().sdrt_pipeline_submit(self._handle, _c.byref(params), _c.byref(job)))
         return Job(job.value)
