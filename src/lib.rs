@@ -11,6 +11,7 @@ pub mod ffi;
 pub mod guidance;
 pub mod image;
 pub mod log;
+pub mod lora;
 pub mod model;
 pub mod pipeline;
 pub mod rng;

@@ -539,6 +539,8 @@ impl sdrt_generate_params {
             scheduler,
             sigmas: sigma_spacing(self.sigma_schedule)?,
             initial_noise,
+            loras: Default::default(),
+            lora_dir: None,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! optimum-onnx layout, their configs, and which family a directory holds.
 
 mod embedded;
+pub(crate) mod onnx_file;
 mod source;
 
 pub use source::{MemoryFiles, ModelSource};

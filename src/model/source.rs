@@ -116,6 +116,32 @@ impl ModelSource {
         }
     }
 
+    /// `length` bytes of a file from `offset` (an ONNX external data file). `relative` must
+    /// stay inside the model: external data that points elsewhere is refused.
+    pub fn read_range(&self, relative: &str, offset: u64, length: usize) -> Result<Vec<u8>> {
+        let path = self.path_of(relative);
+        let clean = normalize(relative)
+            .ok_or_else(|| Error::invalid_model(&path, "external data must be a file inside the model's folder"))?;
+        let short =
+            || Error::invalid_model(&path, format!("shorter than the {length} bytes at {offset} a weight needs"));
+        match self {
+            ModelSource::Directory(root) => {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut file = std::fs::File::open(root.join(&clean)).map_err(|e| Error::io(&path, e))?;
+                file.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(&path, e))?;
+                let mut bytes = Vec::new();
+                file.take(length as u64).read_to_end(&mut bytes).map_err(|e| Error::io(&path, e))?;
+                (bytes.len() == length).then_some(bytes).ok_or_else(short)
+            }
+            _ => {
+                let bytes = self.read(&clean)?;
+                let start = usize::try_from(offset).map_err(|_| short())?;
+                let range = start.checked_add(length).map(|end| start..end).filter(|r| r.end <= bytes.len());
+                Ok(bytes[range.ok_or_else(short)?].to_vec())
+            }
+        }
+    }
+
     /// The bytes of a file; a missing file is an invalid model.
     pub fn read(&self, relative: &str) -> Result<Cow<'static, [u8]>> {
         self.read_optional(relative)?.ok_or_else(|| Error::invalid_model(self.path_of(relative), "file not found"))

@@ -3,6 +3,7 @@
 //! [`Graphs::trim`] releases every graph that can be loaded again. The UNet runs every step,
 //! so only a trim releases it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +11,9 @@ use super::components::{Unet, UnetConfig, VaeDecoder, VaeEncoder};
 use super::conditioning::TextStack;
 use super::LoadOptions;
 use crate::error::{Error, Result};
+use crate::lora::{self, Component, GraphIndex, LoraSet};
 use crate::model::{ModelInfo, ModelSource};
-use crate::runtime::{Interrupt, OnnxModel};
+use crate::runtime::{GraphData, Interrupt, OnnxModel};
 
 pub(crate) struct Graphs {
     /// What the pipeline was loaded with (its warning sink already dropped: graphs loaded
@@ -24,6 +26,16 @@ pub(crate) struct Graphs {
     encoder: Option<VaeEncoder>,
     /// Time inside ONNX Runtime of graphs released since the last [`Graphs::take_run_times`].
     released: RunTimes,
+    /// LoRAs merged into the graphs (the ones loaded and the ones loaded next).
+    loras: Adapters,
+}
+
+/// The LoRA set the graphs carry, and the structure of the graphs it was placed in.
+#[derive(Default)]
+struct Adapters {
+    set: LoraSet,
+    /// Read once per graph, on the first LoRA that updates it.
+    indexes: HashMap<Component, Arc<GraphIndex>>,
 }
 
 /// Time inside ONNX Runtime, per graph.
@@ -42,7 +54,8 @@ impl Graphs {
     pub fn load(info: &ModelInfo, options: &LoadOptions, warn: &mut dyn FnMut(String)) -> Result<Self> {
         let interrupt = Arc::new(Interrupt::new(&options.runtime)?);
         let keep = !options.low_memory;
-        let mut load = |component: &str| load_graph(&info.source, component, options, &interrupt, warn);
+        let none = Adapters::default();
+        let mut load = |component: &str| load_graph(&info.source, component, options, &interrupt, &none, warn);
         let text = TextStack::load(info, &mut load)?;
         let text = keep.then_some(text);
         let unet = load_unet(info, &mut load)?;
@@ -55,7 +68,45 @@ impl Graphs {
             decoder: keep.then_some(decoder),
             encoder: None,
             released: RunTimes::default(),
+            loras: Adapters::default(),
         })
+    }
+
+    /// Makes `set` the LoRAs merged into the text encoders and the UNet. Graphs whose weights
+    /// change are released and load again, merged, when next used; the same set again costs
+    /// nothing, and the empty set gives the base model's weights exactly.
+    pub fn use_loras(&mut self, info: &ModelInfo, set: &LoraSet) -> Result<()> {
+        if set.same_as(&self.loras.set) {
+            return Ok(());
+        }
+        for component in set.components() {
+            let relative = format!("{}/model.onnx", component.folder());
+            if self.loras.indexes.contains_key(&component) || !info.source.exists(&format!("{}/", component.folder())) {
+                continue;
+            }
+            if !info.source.exists(&relative) {
+                return Err(Error::InvalidArgument(format!(
+                    "LoRAs need {relative} to merge into, and a model loaded from memory keeps only the bytes \
+                     of graphs it may load again"
+                )));
+            }
+            self.loras.indexes.insert(component, Arc::new(GraphIndex::read(&info.source, component)?));
+        }
+        for warning in lora::check_set(set, &self.loras.indexes)? {
+            crate::log::warn(&warning);
+        }
+        let mut changed = set.components();
+        changed.extend(self.loras.set.components());
+        if changed.iter().any(|c| matches!(c, Component::TextEncoder | Component::TextEncoder2)) {
+            self.release_text();
+        }
+        if changed.contains(&Component::Unet) {
+            if let Some(mut unet) = self.unet.take() {
+                self.released.unet += unet.take_run_time();
+            }
+        }
+        self.loras.set = set.clone();
+        Ok(())
     }
 
     pub fn interrupt(&self) -> &Arc<Interrupt> {
@@ -64,8 +115,8 @@ impl Graphs {
 
     pub fn text(&mut self, info: &ModelInfo) -> Result<&mut TextStack> {
         if self.text.is_none() {
-            let (options, interrupt) = (&self.options, &self.interrupt);
-            let stack = TextStack::load(info, &mut |c: &str| reload_graph(info, c, options, interrupt))?;
+            let (options, interrupt, loras) = (&self.options, &self.interrupt, &self.loras);
+            let stack = TextStack::load(info, &mut |c: &str| reload_graph(info, c, options, interrupt, loras))?;
             self.text = Some(stack);
         }
         Ok(self.text.as_mut().expect("loaded above"))
@@ -73,15 +124,16 @@ impl Graphs {
 
     pub fn unet(&mut self, info: &ModelInfo) -> Result<&mut Unet> {
         if self.unet.is_none() {
-            let (options, interrupt) = (&self.options, &self.interrupt);
-            self.unet = Some(load_unet(info, &mut |c: &str| reload_graph(info, c, options, interrupt))?);
+            let (options, interrupt, loras) = (&self.options, &self.interrupt, &self.loras);
+            self.unet = Some(load_unet(info, &mut |c: &str| reload_graph(info, c, options, interrupt, loras))?);
         }
         Ok(self.unet.as_mut().expect("loaded above"))
     }
 
     pub fn decoder(&mut self, info: &ModelInfo) -> Result<&mut VaeDecoder> {
         if self.decoder.is_none() {
-            self.decoder = Some(VaeDecoder::new(reload_graph(info, "vae_decoder", &self.options, &self.interrupt)?)?);
+            let graph = reload_graph(info, "vae_decoder", &self.options, &self.interrupt, &self.loras)?;
+            self.decoder = Some(VaeDecoder::new(graph)?);
         }
         Ok(self.decoder.as_mut().expect("loaded above"))
     }
@@ -95,7 +147,8 @@ impl Graphs {
                     info.source.path_of("vae_encoder").display()
                 )));
             }
-            self.encoder = Some(VaeEncoder::new(reload_graph(info, "vae_encoder", &self.options, &self.interrupt)?)?);
+            let graph = reload_graph(info, "vae_encoder", &self.options, &self.interrupt, &self.loras)?;
+            self.encoder = Some(VaeEncoder::new(graph)?);
         }
         Ok(self.encoder.as_mut().expect("loaded above"))
     }
@@ -189,29 +242,48 @@ fn reload_graph(
     component: &str,
     options: &LoadOptions,
     interrupt: &Arc<Interrupt>,
+    loras: &Adapters,
 ) -> Result<OnnxModel> {
-    load_graph(&info.source, component, options, interrupt, &mut |message| crate::log::warn(&message))
+    load_graph(&info.source, component, options, interrupt, loras, &mut |message| crate::log::warn(&message))
 }
 
-/// Loads `component/model.onnx` of a model, from its directory, the embedded bytes or memory.
+/// Loads `component/model.onnx` of a model, from its directory, the embedded bytes or memory,
+/// with the LoRAs of `loras` merged into its weights.
 fn load_graph(
     source: &ModelSource,
     component: &str,
     options: &LoadOptions,
     interrupt: &Arc<Interrupt>,
+    loras: &Adapters,
     warn: &mut dyn FnMut(String),
 ) -> Result<OnnxModel> {
     let relative = format!("{component}/model.onnx");
     let path = source.path_of(&relative);
+    let load = |data: GraphData<'_>, warn: &mut dyn FnMut(String)| {
+        OnnxModel::load(&path, data, &options.runtime, interrupt.clone(), warn)
+    };
+    let adapted = [Component::Unet, Component::TextEncoder, Component::TextEncoder2]
+        .into_iter()
+        .find(|c| c.folder() == component)
+        .and_then(|c| Some((c, loras.indexes.get(&c)?)));
+    if let Some((component, index)) = adapted {
+        if let Some(patched) = lora::patch_graph(source, component, index, &loras.set)? {
+            let folder = match source {
+                ModelSource::Directory(_) => path.parent(),
+                _ => None,
+            };
+            return load(GraphData { bytes: Some(&patched.bytes), folder, replaced: patched.replaced }, warn);
+        }
+    }
     match source {
-        ModelSource::Directory(_) => OnnxModel::load(&path, None, &options.runtime, interrupt.clone(), warn),
+        ModelSource::Directory(_) => load(GraphData::default(), warn),
         ModelSource::Embedded => {
             let bytes = source.read(&relative)?;
-            OnnxModel::load(&path, Some(&bytes), &options.runtime, interrupt.clone(), warn)
+            load(GraphData { bytes: Some(&bytes), ..GraphData::default() }, warn)
         }
         ModelSource::Memory(files) => {
             let bytes = files.get(&relative).ok_or_else(|| Error::invalid_model(&path, "file not found"))?;
-            OnnxModel::load(&path, Some(bytes), &options.runtime, interrupt.clone(), warn)
+            load(GraphData { bytes: Some(bytes), ..GraphData::default() }, warn)
         }
     }
 }

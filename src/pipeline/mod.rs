@@ -31,6 +31,7 @@ use unet_input::{InpaintInputs, UnetInput};
 use crate::error::{Error, Result};
 use crate::guidance;
 use crate::image::Image;
+use crate::lora::{self, Lora, LoraSet};
 use crate::model::{MemoryFiles, ModelInfo, ModelSource};
 use crate::scheduler::{self, SchedulerKind};
 use crate::tokenizer::PromptSyntax;
@@ -55,6 +56,9 @@ pub struct Pipeline {
     cancel: CancelHandle,
     warnings: Vec<String>,
     last_timings: Timings,
+    /// LoRA files named by prompt tags, read once: by path, with the size and modification
+    /// time they were read at.
+    lora_files: std::collections::HashMap<std::path::PathBuf, (u64, Option<std::time::SystemTime>, Lora)>,
 }
 
 /// Encoder states of one prompt ([`Pipeline::text_embeddings`]).
@@ -165,6 +169,7 @@ impl Pipeline {
             default_scheduler,
             warnings,
             last_timings: Timings::default(),
+            lora_files: Default::default(),
         })
     }
 
@@ -270,6 +275,8 @@ impl Pipeline {
         // A cancel aimed at an earlier call must not end this one.
         self.cancel.reset();
         let started = Instant::now();
+        let untagged = self.use_loras(params)?;
+        let params = untagged.as_ref().unwrap_or(params);
         self.graphs.take_run_times();
         let (width, height) = self.resolve_size(params)?;
         let images = params.batch_size as usize;
@@ -401,6 +408,40 @@ impl Pipeline {
             vae_encoder: spent.vae_encoder,
         };
         Ok(decoded)
+    }
+
+    /// Merges the call's LoRAs (its set and its prompt's `<lora:...>` tags) into the graphs.
+    /// Returns the parameters with the tags taken out of the prompt, when it had any.
+    fn use_loras(&mut self, params: &GenerateParams) -> Result<Option<GenerateParams>> {
+        let mut entries = params.loras.entries().to_vec();
+        let mut untagged = None;
+        if params.prompt_syntax == PromptSyntax::Weighted && params.prompt.contains("<lora:") {
+            let (prompt, tags) = lora::extract_tags(&params.prompt)?;
+            let folder = params.lora_dir.as_deref().ok_or_else(|| {
+                Error::InvalidArgument("the prompt has <lora:NAME> tags, but no LoRA folder was given".into())
+            })?;
+            for tag in tags {
+                let lora = self.lora_file(&lora::find_in_folder(folder, &tag.name)?)?;
+                entries.push((lora, tag.strength));
+            }
+            untagged = Some(GenerateParams { prompt, ..params.clone() });
+        }
+        self.graphs.use_loras(&self.info, &LoraSet::new(entries)?)?;
+        Ok(untagged)
+    }
+
+    /// A LoRA file named by a prompt tag, read again only when it changed on disk.
+    fn lora_file(&mut self, path: &std::path::Path) -> Result<Lora> {
+        let metadata = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let stamp = (metadata.len(), metadata.modified().ok());
+        if let Some((len, modified, lora)) = self.lora_files.get(path) {
+            if (*len, *modified) == stamp {
+                return Ok(lora.clone());
+            }
+        }
+        let lora = Lora::load(path)?;
+        self.lora_files.insert(path.to_path_buf(), (stamp.0, stamp.1, lora.clone()));
+        Ok(lora)
     }
 
     /// What conditions the UNet in this call: the guidance embedding (latent-consistency

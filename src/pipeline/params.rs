@@ -1,9 +1,11 @@
 //! What a caller passes in: load options, generation parameters, progress and cancellation.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::preview::PreviewOptions;
 use crate::image::Image;
+use crate::lora::LoraSet;
 use crate::rng::RngKind;
 use crate::runtime::{Interrupt, RuntimeOptions};
 use crate::scheduler::{SchedulerKind, SigmaSpacing};
@@ -100,6 +102,14 @@ pub struct GenerateParams {
     /// Previews during the generation, handed to the progress callback
     /// ([`StepProgress::previews`]); `None` makes none and costs nothing.
     pub preview: Option<PreviewOptions>,
+    /// LoRAs merged into the text encoders and the UNet for this generation, with their
+    /// strengths. A set other than the previous call's reloads the graphs it changes (about
+    /// one model load); the same set again costs nothing; an empty set is the base model.
+    pub loras: LoraSet,
+    /// Where AUTOMATIC1111's `<lora:NAME:STRENGTH>` prompt tags find `NAME.safetensors`
+    /// (with [`PromptSyntax::Weighted`]; the tags are taken out of the prompt). A prompt with
+    /// tags and no folder is an error.
+    pub lora_dir: Option<PathBuf>,
 }
 
 impl Default for GenerateParams {
@@ -125,6 +135,8 @@ impl Default for GenerateParams {
             mask_image: None,
             preserve_unmasked: true,
             preview: None,
+            loras: LoraSet::default(),
+            lora_dir: None,
         }
     }
 }

@@ -9,7 +9,7 @@ mod session;
 pub(crate) use interrupt::Interrupt;
 pub use loader::{loaded_library_path, ort_environment, start_runtime};
 pub use providers::{provider_available, ExecutionProvider, ProviderOptions, ProviderPolicy};
-pub(crate) use session::{ElementType, InputValue, OnnxModel};
+pub(crate) use session::{ElementType, GraphData, InputValue, OnnxModel, ReplacedWeight, WeightValues};
 
 use crate::error::Error;
 

@@ -67,6 +67,32 @@ pub enum InputValue<'a> {
     },
 }
 
+/// New values for an initializer kept in an external data file, handed to ONNX Runtime in
+/// place of the file's (before the graph is optimised, so fused kernels see them too).
+pub(crate) struct ReplacedWeight {
+    pub name: String,
+    pub dims: Vec<i64>,
+    pub values: WeightValues,
+}
+
+/// Weight values in the element type of the initializer they replace.
+pub(crate) enum WeightValues {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    Bf16(Vec<half::bf16>),
+}
+
+/// Where a graph's bytes come from.
+#[derive(Default)]
+pub(crate) struct GraphData<'a> {
+    /// The model file's bytes; None reads the file at the path.
+    pub bytes: Option<&'a [u8]>,
+    /// The folder external data files are in, when `bytes` came from a file on disk.
+    pub folder: Option<&'a Path>,
+    /// External initializers given new values.
+    pub replaced: Vec<ReplacedWeight>,
+}
+
 /// A loaded graph (ONNX Runtime session) and its signature.
 pub struct OnnxModel {
     session: Session,
@@ -79,11 +105,11 @@ pub struct OnnxModel {
 }
 
 impl OnnxModel {
-    /// Loads a graph from a file, or from bytes when `bytes` is given (`path` then only names it).
-    /// `interrupt` can stop this graph's runs from another thread.
+    /// Loads a graph from a file, or from bytes when `data.bytes` is given (`path` then only
+    /// names it). `interrupt` can stop this graph's runs from another thread.
     pub(crate) fn load(
         path: &Path,
-        bytes: Option<&[u8]>,
+        data: GraphData<'_>,
         options: &RuntimeOptions,
         interrupt: Arc<Interrupt>,
         warn: &mut dyn FnMut(String),
@@ -117,7 +143,24 @@ impl OnnxModel {
                 .map_err(|e| ort_error("setting a dimension override", e))?;
         }
         providers::register_providers(&mut builder, &options.providers, options.provider_policy, warn)?;
-        let session = match bytes {
+        if let Some(folder) = data.folder {
+            builder = builder
+                .with_config_entry("session.model_external_initializers_file_folder_path", folder.to_string_lossy())
+                .map_err(|e| ort_error("setting the external data folder", e))?;
+        }
+        for weight in data.replaced {
+            let shape = weight.dims.clone();
+            let value: DynValue = match weight.values {
+                WeightValues::F32(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
+                WeightValues::F16(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
+                WeightValues::Bf16(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
+            }
+            .map_err(|e| ort_error("creating a replaced weight", e))?;
+            builder = builder
+                .with_external_initializer(&weight.name, value)
+                .map_err(|e| ort_error("replacing an external weight", e))?;
+        }
+        let session = match data.bytes {
             Some(bytes) => builder.commit_from_memory(bytes).map_err(corrupt)?,
             None => {
                 if !path.is_file() {

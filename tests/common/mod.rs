@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod c_api;
+pub mod model_files;
 pub mod shapes;
 
 use std::path::{Path, PathBuf};

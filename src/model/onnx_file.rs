@@ -1,0 +1,357 @@
+//! A reader for the parts of an ONNX file sdrt needs to patch weights: the main graph's nodes
+//! (name, op type, inputs) and initializers (name, element type, dimensions, where their bytes
+//! are). Protobuf is decoded by hand with a bounds check on every length, so a truncated or
+//! hostile file is an error, never a panic or a huge allocation; tensor bytes are not copied.
+
+use std::ops::Range;
+
+/// ONNX `TensorProto.DataType` values sdrt reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightType {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl WeightType {
+    fn from_onnx(code: u64) -> Option<Self> {
+        match code {
+            1 => Some(WeightType::F32),
+            10 => Some(WeightType::F16),
+            16 => Some(WeightType::Bf16),
+            _ => None,
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            WeightType::F32 => 4,
+            WeightType::F16 | WeightType::Bf16 => 2,
+        }
+    }
+}
+
+/// Where an initializer's values are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TensorData {
+    /// Little-endian values at this byte range of the file (`raw_data`, or packed `float_data`).
+    Inline(Range<usize>),
+    /// In another file beside the model (`data_location = EXTERNAL`).
+    External { location: String, offset: u64, length: Option<u64> },
+    /// Stored some other way (typed fields sdrt does not read, or empty).
+    Unsupported,
+}
+
+/// One initializer of the main graph.
+#[derive(Clone, Debug)]
+pub struct Initializer {
+    pub name: String,
+    /// None for element types other than f32, f16 and bf16.
+    pub element_type: Option<WeightType>,
+    pub dims: Vec<i64>,
+    pub data: TensorData,
+}
+
+impl Initializer {
+    /// Number of elements, or None when a dimension is negative or the product overflows.
+    pub fn element_count(&self) -> Option<usize> {
+        self.dims.iter().try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
+    }
+}
+
+/// One node of the main graph.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    pub op_type: String,
+    pub inputs: Vec<String>,
+    /// Gemm's `transB` attribute (whether the weight is stored [out, in]).
+    pub trans_b: bool,
+}
+
+/// The main graph's nodes and initializers.
+#[derive(Clone, Debug, Default)]
+pub struct OnnxGraph {
+    pub nodes: Vec<Node>,
+    pub initializers: Vec<Initializer>,
+}
+
+/// Why an ONNX file could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+type Parsed<T> = std::result::Result<T, ParseError>;
+
+fn truncated<T>() -> Parsed<T> {
+    Err(ParseError("truncated or not an ONNX file".into()))
+}
+
+/// Protobuf wire reader over a byte slice; `base` is the slice's offset in the whole file.
+struct Wire<'a> {
+    bytes: &'a [u8],
+    position: usize,
+    base: usize,
+}
+
+enum Field<'a> {
+    Varint(u64),
+    /// Length-delimited bytes and their offset in the file.
+    Bytes(&'a [u8], usize),
+    Fixed,
+}
+
+impl<'a> Wire<'a> {
+    fn new(bytes: &'a [u8], base: usize) -> Self {
+        Wire { bytes, position: 0, base }
+    }
+
+    fn varint(&mut self) -> Parsed<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let Some(&byte) = self.bytes.get(self.position) else { return truncated() };
+            self.position += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(ParseError("malformed varint".into()))
+    }
+
+    fn take(&mut self, length: u64) -> Parsed<(&'a [u8], usize)> {
+        let start = self.position;
+        let end = usize::try_from(length).ok().and_then(|l| start.checked_add(l)).filter(|&e| e <= self.bytes.len());
+        let Some(end) = end else { return truncated() };
+        self.position = end;
+        Ok((&self.bytes[start..end], self.base + start))
+    }
+
+    /// The next field number and value, or None at the end.
+    fn next(&mut self) -> Parsed<Option<(u64, Field<'a>)>> {
+        if self.position >= self.bytes.len() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let field = match key & 7 {
+            0 => Field::Varint(self.varint()?),
+            1 => {
+                self.take(8)?;
+                Field::Fixed
+            }
+            2 => {
+                let length = self.varint()?;
+                let (bytes, offset) = self.take(length)?;
+                Field::Bytes(bytes, offset)
+            }
+            5 => {
+                self.take(4)?;
+                Field::Fixed
+            }
+            other => return Err(ParseError(format!("unsupported protobuf wire type {other}"))),
+        };
+        Ok(Some((key >> 3, field)))
+    }
+}
+
+fn text(bytes: &[u8]) -> Parsed<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| ParseError("a name is not valid UTF-8".into()))
+}
+
+/// Reads the main graph of an ONNX model file's bytes.
+pub fn parse(model: &[u8]) -> Parsed<OnnxGraph> {
+    let mut wire = Wire::new(model, 0);
+    let mut graph = None;
+    let mut saw_ir_version = false;
+    while let Some((number, field)) = wire.next()? {
+        match (number, field) {
+            (1, Field::Varint(_)) => saw_ir_version = true,
+            (7, Field::Bytes(bytes, offset)) => graph = Some(parse_graph(bytes, offset)?),
+            _ => {}
+        }
+    }
+    match graph {
+        Some(graph) if saw_ir_version => Ok(graph),
+        _ => Err(ParseError("not an ONNX model (no ir_version or graph)".into())),
+    }
+}
+
+fn parse_graph(bytes: &[u8], base: usize) -> Parsed<OnnxGraph> {
+    let mut wire = Wire::new(bytes, base);
+    let mut graph = OnnxGraph::default();
+    while let Some((number, field)) = wire.next()? {
+        match (number, field) {
+            (1, Field::Bytes(bytes, offset)) => graph.nodes.push(parse_node(bytes, offset)?),
+            (5, Field::Bytes(bytes, offset)) => graph.initializers.push(parse_tensor(bytes, offset)?),
+            _ => {}
+        }
+    }
+    Ok(graph)
+}
+
+fn parse_node(bytes: &[u8], base: usize) -> Parsed<Node> {
+    let mut wire = Wire::new(bytes, base);
+    let mut node = Node { name: String::new(), op_type: String::new(), inputs: Vec::new(), trans_b: false };
+    while let Some((number, field)) = wire.next()? {
+        match (number, field) {
+            (1, Field::Bytes(bytes, _)) => node.inputs.push(text(bytes)?),
+            (3, Field::Bytes(bytes, _)) => node.name = text(bytes)?,
+            (4, Field::Bytes(bytes, _)) => node.op_type = text(bytes)?,
+            (5, Field::Bytes(bytes, _)) => {
+                if let ("transB", Some(value)) = parse_int_attribute(bytes)? {
+                    node.trans_b = value != 0;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(node)
+}
+
+/// An attribute's name and, when it is an integer, its value.
+fn parse_int_attribute(bytes: &[u8]) -> Parsed<(&str, Option<i64>)> {
+    let mut wire = Wire::new(bytes, 0);
+    let (mut name, mut value) = ("", None);
+    while let Some((number, field)) = wire.next()? {
+        match (number, field) {
+            (1, Field::Bytes(bytes, _)) => name = std::str::from_utf8(bytes).unwrap_or(""),
+            (3, Field::Varint(v)) => value = Some(v as i64),
+            _ => {}
+        }
+    }
+    Ok((name, value))
+}
+
+fn parse_tensor(bytes: &[u8], base: usize) -> Parsed<Initializer> {
+    let mut wire = Wire::new(bytes, base);
+    let mut name = String::new();
+    let mut dims = Vec::new();
+    let mut data_type = 0;
+    let mut inline = None;
+    let mut external = false;
+    let mut location = None;
+    let (mut offset, mut length) = (0u64, None);
+    while let Some((number, field)) = wire.next()? {
+        match (number, field) {
+            (1, Field::Varint(d)) => dims.push(d as i64),
+            (1, Field::Bytes(packed, _)) => {
+                let mut packed = Wire::new(packed, 0);
+                while packed.position < packed.bytes.len() {
+                    dims.push(packed.varint()? as i64);
+                }
+            }
+            (2, Field::Varint(t)) => data_type = t,
+            (8, Field::Bytes(bytes, _)) => name = text(bytes)?,
+            // raw_data, or float_data packed (both little-endian values).
+            (9 | 4, Field::Bytes(bytes, at)) => inline = Some(at..at + bytes.len()),
+            (13, Field::Bytes(entry, _)) => {
+                let (key, value) = parse_entry(entry)?;
+                match key.as_str() {
+                    "location" => location = Some(value),
+                    "offset" => {
+                        offset = value.parse().map_err(|_| ParseError(format!("bad external offset {value:?}")))?
+                    }
+                    "length" => {
+                        length = Some(value.parse().map_err(|_| ParseError(format!("bad external length {value:?}")))?)
+                    }
+                    _ => {}
+                }
+            }
+            (14, Field::Varint(1)) => external = true,
+            _ => {}
+        }
+    }
+    let data = match (external, location, inline) {
+        (true, Some(location), _) => TensorData::External { location, offset, length },
+        (true, None, _) => {
+            return Err(ParseError(format!("initializer {name:?} has external data without a location")))
+        }
+        (false, _, Some(range)) => TensorData::Inline(range),
+        (false, _, None) => TensorData::Unsupported,
+    };
+    Ok(Initializer { name, element_type: WeightType::from_onnx(data_type), dims, data })
+}
+
+fn parse_entry(bytes: &[u8]) -> Parsed<(String, String)> {
+    let mut wire = Wire::new(bytes, 0);
+    let (mut key, mut value) = (String::new(), String::new());
+    while let Some((number, field)) = wire.next()? {
+        match (number, field) {
+            (1, Field::Bytes(bytes, _)) => key = text(bytes)?,
+            (2, Field::Bytes(bytes, _)) => value = text(bytes)?,
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    fn bytes_field(number: u64, payload: &[u8], out: &mut Vec<u8>) {
+        varint(number << 3 | 2, out);
+        varint(payload.len() as u64, out);
+        out.extend_from_slice(payload);
+    }
+
+    fn model_with_weight(values: &[f32]) -> (Vec<u8>, Vec<u8>) {
+        let mut tensor = Vec::new();
+        varint(1 << 3, &mut tensor);
+        varint(2, &mut tensor);
+        varint(1 << 3, &mut tensor);
+        varint(values.len() as u64 / 2, &mut tensor);
+        varint(2 << 3, &mut tensor);
+        varint(1, &mut tensor);
+        bytes_field(8, b"w", &mut tensor);
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        bytes_field(9, &raw, &mut tensor);
+        let mut node = Vec::new();
+        bytes_field(1, b"x", &mut node);
+        bytes_field(1, b"w", &mut node);
+        bytes_field(3, b"/layer/MatMul", &mut node);
+        bytes_field(4, b"MatMul", &mut node);
+        let mut graph = Vec::new();
+        bytes_field(1, &node, &mut graph);
+        bytes_field(5, &tensor, &mut graph);
+        let mut model = Vec::new();
+        varint(1 << 3, &mut model);
+        varint(8, &mut model);
+        bytes_field(7, &graph, &mut model);
+        (model, raw)
+    }
+
+    #[test]
+    fn reads_nodes_and_initializers_with_their_byte_ranges() {
+        let (model, raw) = model_with_weight(&[1.0, 2.0, 3.0, 4.0]);
+        let graph = parse(&model).unwrap();
+        assert_eq!(graph.nodes.len(), 1);
+        assert_eq!(graph.nodes[0].name, "/layer/MatMul");
+        assert_eq!(graph.nodes[0].inputs, ["x", "w"]);
+        let weight = &graph.initializers[0];
+        assert_eq!((weight.name.as_str(), weight.dims.as_slice()), ("w", &[2i64, 2][..]));
+        assert_eq!(weight.element_type, Some(WeightType::F32));
+        let TensorData::Inline(range) = &weight.data else { panic!("inline data expected") };
+        assert_eq!(&model[range.clone()], raw.as_slice());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let (model, _) = model_with_weight(&[1.0, 2.0, 3.0, 4.0]);
+        for end in 0..model.len() {
+            assert!(parse(&model[..end]).is_err(), "a file cut at {end} bytes was accepted");
+        }
+    }
+}

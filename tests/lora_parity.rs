@@ -1,0 +1,195 @@
+//! LoRA against diffusers' `load_lora_weights` + `set_adapters` (scripts/fixtures/lora_refs.py,
+//! tests/fixtures/lora): kohya and PEFT files, UNet, text encoder and both, two strengths, two
+//! LoRAs together, LoCon; the prompt's `<lora:NAME:STRENGTH>` tags; switching back to the base
+//! model; and the files sdrt must refuse.
+
+mod common;
+
+use common::{copy_dir, fixtures, floats, load_options, max_abs_diff, read_json, tiny_model, TempDir};
+use sdrt::lora::{Lora, LoraSet};
+use sdrt::{Error, GenerateParams, Pipeline, RngKind, SchedulerKind};
+use serde_json::Value;
+
+/// torch modules (LoRA layers unmerged) vs the merged ONNX export, as the other end-to-end
+/// parity tests compare diffusers' PyTorch pipeline with an export.
+const IMAGE_TOLERANCE: f32 = 1e-4;
+
+fn lora_path(name: &str) -> std::path::PathBuf {
+    fixtures().join("lora").join(format!("{name}.safetensors"))
+}
+
+fn params(doc: &Value, case: &Value) -> GenerateParams {
+    GenerateParams {
+        prompt: doc["prompt"].as_str().unwrap().into(),
+        negative_prompt: doc["negative_prompt"].as_str().unwrap().into(),
+        width: Some(case["width"].as_u64().unwrap() as u32),
+        height: Some(case["height"].as_u64().unwrap() as u32),
+        steps: case["steps"].as_u64().unwrap() as u32,
+        guidance_scale: case["guidance_scale"].as_f64().unwrap() as f32,
+        seed: case["seed"].as_u64().unwrap(),
+        rng: RngKind::Torch,
+        scheduler: Some(SchedulerKind::Ddim),
+        ..GenerateParams::default()
+    }
+}
+
+fn image(pipeline: &mut Pipeline, params: &GenerateParams) -> sdrt::Result<Vec<f32>> {
+    Ok(pipeline.generate_float(params, &mut |_| true)?.data)
+}
+
+#[test]
+fn loras_match_diffusers() {
+    let doc = read_json("reference/lora.json");
+    let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
+    let cases = doc["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 8);
+    let base = floats(&cases[0]["image"]);
+    let mut failures = Vec::new();
+    let mut images = std::collections::HashMap::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let entries = case["loras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let lora = Lora::load(lora_path(l["file"].as_str().unwrap())).unwrap();
+                (lora, l["strength"].as_f64().unwrap() as f32)
+            })
+            .collect();
+        let params = GenerateParams { loras: LoraSet::new(entries).unwrap(), ..params(&doc, case) };
+        let got = image(&mut pipeline, &params).unwrap();
+        let expected = floats(&case["image"]);
+        let error = max_abs_diff(&got, &expected);
+        let change = max_abs_diff(&expected, &base);
+        eprintln!("{name}: max |diff| {error:.2e} (the LoRA moves the reference by {change:.3})");
+        if error > IMAGE_TOLERANCE {
+            failures.push(format!("{name}: {error}"));
+        }
+        images.insert(name.to_string(), got);
+    }
+    assert!(failures.is_empty(), "out of tolerance: {failures:?}");
+    // The same LoRA from a PEFT and a kohya file merges to the same weights.
+    assert_eq!(images["both_peft"], images["both_kohya"]);
+    // After all that, no LoRA gives the base image exactly.
+    let again = image(&mut pipeline, &params(&doc, &cases[0])).unwrap();
+    assert_eq!(again, images["base"], "switching back to no LoRA must restore the base weights");
+}
+
+#[test]
+fn prompt_tags_load_loras_from_the_folder() {
+    let doc = read_json("reference/lora.json");
+    let case = doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == "unet_and_te").unwrap().clone();
+    let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
+    let prompt = format!("<lora:sd15_unet:0.7>{} <lora:sd15_te:1.2>", doc["prompt"].as_str().unwrap());
+    let tagged = GenerateParams { prompt, lora_dir: Some(fixtures().join("lora")), ..params(&doc, &case) };
+    let got = image(&mut pipeline, &tagged).unwrap();
+    // The tags leave a trailing space in the text, which CLIP's tokenizer drops.
+    let error = max_abs_diff(&got, &floats(&case["image"]));
+    assert!(error <= IMAGE_TOLERANCE, "tagged prompt: max |diff| {error}");
+
+    let missing = GenerateParams { prompt: "a cat <lora:no_such_lora:1>".into(), ..tagged.clone() };
+    let message = image(&mut pipeline, &missing).unwrap_err().to_string();
+    assert!(message.contains("no_such_lora"), "{message}");
+    let no_folder = GenerateParams { lora_dir: None, ..tagged };
+    let message = image(&mut pipeline, &no_folder).unwrap_err().to_string();
+    assert!(message.contains("no LoRA folder"), "{message}");
+}
+
+#[test]
+fn the_optimum_layout_and_fp16_exports_take_the_same_loras() {
+    let doc = read_json("reference/lora.json");
+    let case = doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == "both_kohya").unwrap().clone();
+    let lora = Lora::load(lora_path("sd15_both_kohya")).unwrap();
+    let with_lora = GenerateParams { loras: LoraSet::new(vec![(lora, 0.8)]).unwrap(), ..params(&doc, &case) };
+    // optimum names its weights without the `unet.` wrapper of diffusers' export.
+    let mut optimum = Pipeline::load_dir(tiny_model("optimum"), &load_options()).unwrap();
+    let error = max_abs_diff(&image(&mut optimum, &with_lora).unwrap(), &floats(&case["image"]));
+    assert!(error <= IMAGE_TOLERANCE, "optimum layout: max |diff| {error}");
+    // float16 weights: merged in f32 and written back as f16.
+    let mut half = Pipeline::load_dir(fixtures().join("tiny-sd15-fp16"), &load_options()).unwrap();
+    let plain = image(&mut half, &params(&doc, &case)).unwrap();
+    let merged = image(&mut half, &with_lora).unwrap();
+    let error = max_abs_diff(&merged, &floats(&case["image"]));
+    assert!(error <= 2e-2, "fp16 export: max |diff| {error}");
+    assert!(max_abs_diff(&merged, &plain) > 0.1, "the LoRA must change the fp16 model's image");
+}
+
+#[test]
+fn weights_in_external_data_files_take_loras_too() {
+    // The UNet's weights moved to an external data file, as large exports (SDXL) have them.
+    let dir = TempDir::new("lora-external");
+    copy_dir(&tiny_model("diffusers"), &dir.0);
+    let unet = dir.0.join("unet/model.onnx");
+    let bytes = std::fs::read(&unet).unwrap();
+    std::fs::write(&unet, common::model_files::externalize_weights(&bytes, "weights.bin", &dir.0.join("unet")))
+        .unwrap();
+
+    let doc = read_json("reference/lora.json");
+    let case = doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == "unet").unwrap().clone();
+    let lora = Lora::load(lora_path("sd15_unet")).unwrap();
+    let mut pipeline = Pipeline::load_dir(&dir.0, &load_options()).unwrap();
+    let with_lora = GenerateParams { loras: LoraSet::new(vec![(lora, 1.0)]).unwrap(), ..params(&doc, &case) };
+    let error = max_abs_diff(&image(&mut pipeline, &with_lora).unwrap(), &floats(&case["image"]));
+    assert!(error <= IMAGE_TOLERANCE, "external data: max |diff| {error}");
+}
+
+#[test]
+fn files_that_do_not_fit_are_refused_with_the_reason() {
+    let doc = read_json("reference/lora.json");
+    let base_case = doc["cases"][0].clone();
+    let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
+    let dir = TempDir::new("lora-bad");
+    let original = std::fs::read(lora_path("sd15_unet")).unwrap();
+
+    // Truncated and malformed files.
+    for (name, bytes) in [
+        ("truncated", original[..original.len() / 2].to_vec()),
+        ("garbage", b"not a safetensors file at all".to_vec()),
+        ("huge_header", [u64::MAX.to_le_bytes().as_slice(), b"{}"].concat()),
+        ("empty", Vec::new()),
+    ] {
+        let path = dir.0.join(format!("{name}.safetensors"));
+        std::fs::write(&path, bytes).unwrap();
+        match Lora::load(&path) {
+            Err(Error::InvalidModel { reason, .. }) => eprintln!("{name}: {reason}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    assert!(matches!(Lora::load(dir.0.join("missing.safetensors")), Err(Error::Io { .. })));
+
+    // A file with LoRA-shaped tensors whose keys match no module of this model.
+    let unknown = common::model_files::safetensors_file(&[
+        ("lora_unet_no_such_block_to_q.lora_down.weight", vec![4, 32]),
+        ("lora_unet_no_such_block_to_q.lora_up.weight", vec![32, 4]),
+    ]);
+    let path = dir.0.join("unknown.safetensors");
+    std::fs::write(&path, unknown).unwrap();
+    let set = LoraSet::new(vec![(Lora::load(&path).unwrap(), 1.0)]).unwrap();
+    let message =
+        image(&mut pipeline, &GenerateParams { loras: set, ..params(&doc, &base_case) }).unwrap_err().to_string();
+    assert!(message.contains("none of its 1 modules matches"), "{message}");
+
+    // An SDXL LoRA (second text encoder, wider cross-attention) on SD 1.x.
+    let sdxl = common::model_files::safetensors_file(&[
+        ("lora_te2_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight", vec![4, 24]),
+        ("lora_te2_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight", vec![24, 4]),
+        ("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight", vec![4, 40]),
+        ("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight", vec![32, 4]),
+    ]);
+    let path = dir.0.join("sdxl.safetensors");
+    std::fs::write(&path, sdxl).unwrap();
+    let set = LoraSet::new(vec![(Lora::load(&path).unwrap(), 1.0)]).unwrap();
+    let message =
+        image(&mut pipeline, &GenerateParams { loras: set, ..params(&doc, &base_case) }).unwrap_err().to_string();
+    assert!(message.contains("made for another model architecture"), "{message}");
+
+    // Absurd strengths.
+    let lora = Lora::load(lora_path("sd15_unet")).unwrap();
+    assert!(LoraSet::new(vec![(lora.clone(), f32::NAN)]).is_err());
+    assert!(LoraSet::new(vec![(lora, 1e6)]).is_err());
+
+    // After the refusals the pipeline still makes the base image.
+    let got = image(&mut pipeline, &params(&doc, &base_case)).unwrap();
+    assert!(max_abs_diff(&got, &floats(&base_case["image"])) <= IMAGE_TOLERANCE);
+}
