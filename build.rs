@@ -4,10 +4,10 @@
 fn main() {
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" {
-        let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
-        let minor = std::env::var("CARGO_PKG_VERSION_MINOR").unwrap_or_else(|_| "0".into());
-        // Before 1.0 the minor version carries ABI breaks, so it is part of the SONAME.
-        let soname = if major == "0" { format!("libsdrt.so.0.{minor}") } else { format!("libsdrt.so.{major}") };
+        // The SONAME names the C ABI, not the release: ABI 1 froze with release 0.1, whose
+        // SONAME programs have recorded, and later releases only append to it. It changes only
+        // if the ABI ever breaks (SDRT_ABI_VERSION 2).
+        let soname = "libsdrt.so.0.1";
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
         println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,$ORIGIN");
         // The sdrt command installed as PREFIX/bin/sdrt finds ONNX Runtime in PREFIX/lib.

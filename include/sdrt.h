@@ -28,9 +28,9 @@
 #include <stdint.h>
 /** Version of the header; compare with sdrt_version_number() at run time. */
 #define SDRT_VERSION_MAJOR 0
-#define SDRT_VERSION_MINOR 1
+#define SDRT_VERSION_MINOR 2
 #define SDRT_VERSION_PATCH 0
-#define SDRT_VERSION_STRING "0.1.0"
+#define SDRT_VERSION_STRING "0.2.0"
 #define SDRT_VERSION_NUMBER (SDRT_VERSION_MAJOR * 10000 + SDRT_VERSION_MINOR * 100 + SDRT_VERSION_PATCH)
 
 /** The ABI this header describes; sdrt_abi_version() gives the library's. A library whose
@@ -69,6 +69,13 @@ typedef struct sdrt_image sdrt_image;
  * Every function may be called on a job from any thread, concurrently.
  */
 typedef struct sdrt_job sdrt_job;
+
+/**
+ * A LoRA read and checked (`.safetensors`: kohya/AUTOMATIC1111, diffusers or PEFT names,
+ * LoCon). Never changed after it is made: any number of pipelines and threads may use one at
+ * once. Free with `sdrt_lora_free`.
+ */
+typedef struct sdrt_lora sdrt_lora;
 
 /**
  * A loaded model, ready to generate images. Create with `sdrt_pipeline_load`, free with
@@ -303,6 +310,28 @@ typedef struct sdrt_generate_params {
    * Passed back to `preview_callback`.
    */
   void *preview_user_data;
+  /**
+   * LoRAs merged into the UNet and text encoders for this generation: `lora_count`
+   * handles from `sdrt_lora_load` (NULL when `lora_count` is 0). The call keeps its own
+   * reference to each, so they may be freed once it returns (for `sdrt_pipeline_submit`:
+   * once submit returns). A set other than the previous generation's reloads the graphs it
+   * changes (about one model load); the same set again costs nothing.
+   */
+  const struct sdrt_lora *const *loras;
+  /**
+   * `lora_count` strengths (1 = as trained, within [-100, 100]); NULL gives each strength 1.
+   */
+  const float *lora_strengths;
+  /**
+   * Entries in `loras` (at most 64).
+   */
+  size_t lora_count;
+  /**
+   * UTF-8 folder where AUTOMATIC1111's `<lora:NAME:STRENGTH>` prompt tags find
+   * `NAME.safetensors` (with `SDRT_PROMPT_WEIGHTED`; the tags are taken out of the prompt).
+   * NULL: a prompt with such a tag fails with `SDRT_STATUS_INVALID_ARGUMENT`.
+   */
+  const char *lora_dir;
 } sdrt_generate_params;
 
 /**
@@ -985,6 +1014,33 @@ SDRT_API void sdrt_job_free(struct sdrt_job *job);
  * `SDRT_STATUS_BUSY`.
  */
 SDRT_API sdrt_status sdrt_set_log_callback(sdrt_log_callback callback, void *user_data, sdrt_log_level min_level);
+
+/**
+ * Reads a LoRA file at `path` (UTF-8). Its name (for `<lora:NAME>` and messages) is the file
+ * name without extension. On success `*out` receives a handle the caller frees with
+ * `sdrt_lora_free`. Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`,
+ * `SDRT_STATUS_INVALID_UTF8`, `SDRT_STATUS_IO` (missing file), `SDRT_STATUS_INVALID_MODEL`
+ * (not a LoRA file, truncated, malformed, DoRA/LoHa/LoKr). Any thread; blocks on the file.
+ */
+SDRT_API sdrt_status sdrt_lora_load(const char *path, struct sdrt_lora **out);
+
+/**
+ * Reads a LoRA from `len` bytes of a `.safetensors` file at `bytes`, copied during the call;
+ * `name` (UTF-8) names it in messages. As `sdrt_lora_load` otherwise.
+ */
+SDRT_API sdrt_status sdrt_lora_load_from_memory(const char *name, const uint8_t *bytes, size_t len, struct sdrt_lora **out);
+
+/**
+ * The LoRA's name, UTF-8, owned by the handle (valid until `sdrt_lora_free`); NULL for NULL.
+ * Any thread.
+ */
+SDRT_API const char *sdrt_lora_name(const struct sdrt_lora *lora);
+
+/**
+ * Frees a LoRA handle. Generations that use it keep their own reference, so it may be freed
+ * as soon as `sdrt_pipeline_generate` or `sdrt_pipeline_submit` returns. NULL is a no-op.
+ */
+SDRT_API void sdrt_lora_free(struct sdrt_lora *lora);
 
 /**
  * Fills `provider` with the defaults (the CPU provider, device 0, no options). Does nothing

@@ -193,3 +193,94 @@ fn files_that_do_not_fit_are_refused_with_the_reason() {
     let got = image(&mut pipeline, &params(&doc, &base_case)).unwrap();
     assert!(max_abs_diff(&got, &floats(&base_case["image"])) <= IMAGE_TOLERANCE);
 }
+
+#[test]
+fn the_c_abi_takes_lora_handles_and_tags() {
+    use sdrt::ffi::*;
+    use std::ffi::CString;
+    use std::ptr;
+
+    let doc = read_json("reference/lora.json");
+    let case = doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == "unet_and_te").unwrap().clone();
+    let pipeline = common::c_api::load_with(&tiny_model("diffusers"), |_| {}).unwrap();
+    let load = |name: &str| {
+        let path = CString::new(lora_path(name).to_str().unwrap()).unwrap();
+        let mut lora = ptr::null_mut();
+        assert_eq!(unsafe { sdrt_lora_load(path.as_ptr(), &mut lora) }, SDRT_STATUS_OK);
+        lora
+    };
+    let (unet, te) = (load("sd15_unet"), load("sd15_te"));
+    let name = unsafe { std::ffi::CStr::from_ptr(sdrt_lora_name(unet)) };
+    assert_eq!(name.to_str().unwrap(), "sd15_unet");
+
+    let prompt = CString::new(doc["prompt"].as_str().unwrap()).unwrap();
+    let negative = CString::new(doc["negative_prompt"].as_str().unwrap()).unwrap();
+    let mut params = std::mem::MaybeUninit::uninit();
+    unsafe { sdrt_generate_params_init(params.as_mut_ptr()) };
+    let mut params = unsafe { params.assume_init() };
+    params.prompt = prompt.as_ptr();
+    params.negative_prompt = negative.as_ptr();
+    (params.width, params.height, params.steps, params.seed) = (64, 64, 5, case["seed"].as_u64().unwrap());
+    params.rng = SDRT_RNG_TORCH;
+    params.scheduler = SDRT_SCHEDULER_DDIM;
+    let handles = [unet.cast_const(), te.cast_const()];
+    let strengths = [0.7f32, 1.2];
+    params.loras = handles.as_ptr();
+    params.lora_strengths = strengths.as_ptr();
+    params.lora_count = 2;
+    let generate = |params: &sdrt_generate_params| {
+        let mut image = ptr::null_mut();
+        let status = unsafe { sdrt_pipeline_generate(pipeline.ptr(), params, &mut image) };
+        assert_eq!(status, SDRT_STATUS_OK, "{}", common::c_api::last_error());
+        let pixels = unsafe { std::slice::from_raw_parts(sdrt_image_pixels(image), 64 * 64 * 3) }.to_vec();
+        unsafe { sdrt_image_free(image) };
+        pixels
+    };
+    let expected: Vec<u8> = floats(&case["image"]).iter().map(|v| (v * 255.0).round() as u8).collect();
+    let by_handles = generate(&params);
+    let worst = by_handles.iter().zip(&expected).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+    assert!(worst <= 1, "LoRA handles: {worst}/255 from diffusers");
+    // A job keeps its own references: the handles may go once submit returns.
+    let mut job = ptr::null_mut();
+    assert_eq!(unsafe { sdrt_pipeline_submit(pipeline.ptr(), &params, &mut job) }, SDRT_STATUS_OK);
+    unsafe { sdrt_lora_free(unet) };
+    unsafe { sdrt_lora_free(te) };
+    assert_eq!(unsafe { sdrt_job_wait(job, u32::MAX) }, SDRT_STATUS_OK);
+    let mut count = 0;
+    let mut images = [ptr::null_mut(); 1];
+    assert_eq!(unsafe { sdrt_job_take_images(job, images.as_mut_ptr(), 1, &mut count) }, SDRT_STATUS_OK);
+    let from_job = unsafe { std::slice::from_raw_parts(sdrt_image_pixels(images[0]), 64 * 64 * 3) }.to_vec();
+    unsafe { sdrt_image_free(images[0]) };
+    unsafe { sdrt_job_free(job) };
+    assert_eq!(from_job, by_handles);
+
+    // The same set from the prompt's tags.
+    let tagged = CString::new(format!("<lora:sd15_unet:0.7><lora:sd15_te:1.2>{}", doc["prompt"].as_str().unwrap()))
+        .unwrap();
+    let folder = CString::new(fixtures().join("lora").to_str().unwrap()).unwrap();
+    let mut by_tags = params;
+    (by_tags.loras, by_tags.lora_strengths, by_tags.lora_count) = (ptr::null(), ptr::null(), 0);
+    by_tags.prompt = tagged.as_ptr();
+    by_tags.lora_dir = folder.as_ptr();
+    assert_eq!(generate(&by_tags), by_handles);
+
+    // Bad input: NULL handles, too many, a bad strength, a corrupt file.
+    let mut bad = params;
+    bad.loras = ptr::null();
+    let mut image = ptr::null_mut();
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.ptr(), &bad, &mut image) }, SDRT_STATUS_NULL_POINTER);
+    let null_entry = [ptr::null::<sdrt_lora>()];
+    bad.loras = null_entry.as_ptr();
+    bad.lora_count = 1;
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.ptr(), &bad, &mut image) }, SDRT_STATUS_NULL_POINTER);
+    bad.lora_count = 1000;
+    assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.ptr(), &bad, &mut image) }, SDRT_STATUS_INVALID_ARGUMENT);
+    let mut lora = ptr::null_mut();
+    let junk = b"junk";
+    let name = CString::new("junk").unwrap();
+    let status = unsafe { sdrt_lora_load_from_memory(name.as_ptr(), junk.as_ptr(), junk.len(), &mut lora) };
+    assert_eq!(status, SDRT_STATUS_INVALID_MODEL);
+    assert!(lora.is_null());
+    assert!(common::c_api::last_error().contains("safetensors"), "{}", common::c_api::last_error());
+    assert!(image.is_null());
+}

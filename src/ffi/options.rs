@@ -7,10 +7,12 @@ use std::mem::{offset_of, size_of};
 
 use super::enums::*;
 use super::image::sdrt_image;
+use super::lora::sdrt_lora;
 use super::log::sdrt_log_level;
 use super::strings::optional_str;
 use super::Failure;
 use crate::error::Error;
+use crate::lora::LoraSet;
 use crate::pipeline::{GenerateParams, LoadOptions, PreviewOptions};
 use crate::runtime::{ExecutionProvider, ProviderPolicy, RuntimeOptions};
 
@@ -203,6 +205,22 @@ pub struct sdrt_generate_params {
     pub preview_callback: sdrt_preview_callback,
     /// Passed back to `preview_callback`.
     pub preview_user_data: *mut c_void,
+    // Appended in 0.2 (ABI 1, struct_size 192). Callers compiled against 0.1 pass 160 and
+    // get the defaults below.
+    /// LoRAs merged into the UNet and text encoders for this generation: `lora_count`
+    /// handles from `sdrt_lora_load` (NULL when `lora_count` is 0). The call keeps its own
+    /// reference to each, so they may be freed once it returns (for `sdrt_pipeline_submit`:
+    /// once submit returns). A set other than the previous generation's reloads the graphs it
+    /// changes (about one model load); the same set again costs nothing.
+    pub loras: *const *const sdrt_lora,
+    /// `lora_count` strengths (1 = as trained, within [-100, 100]); NULL gives each strength 1.
+    pub lora_strengths: *const f32,
+    /// Entries in `loras` (at most 64).
+    pub lora_count: usize,
+    /// UTF-8 folder where AUTOMATIC1111's `<lora:NAME:STRENGTH>` prompt tags find
+    /// `NAME.safetensors` (with `SDRT_PROMPT_WEIGHTED`; the tags are taken out of the prompt).
+    /// NULL: a prompt with such a tag fails with `SDRT_STATUS_INVALID_ARGUMENT`.
+    pub lora_dir: *const c_char,
 }
 
 /// Fills `provider` with the defaults (the CPU provider, device 0, no options). Does nothing
@@ -276,6 +294,10 @@ pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_pa
             progress_user_data: std::ptr::null_mut(),
             preview_callback: None,
             preview_user_data: std::ptr::null_mut(),
+            loras: std::ptr::null(),
+            lora_strengths: std::ptr::null(),
+            lora_count: 0,
+            lora_dir: std::ptr::null(),
         };
     }
 }
@@ -539,9 +561,32 @@ impl sdrt_generate_params {
             scheduler,
             sigmas: sigma_spacing(self.sigma_schedule)?,
             initial_noise,
-            loras: Default::default(),
-            lora_dir: None,
+            loras: self.lora_set()?,
+            lora_dir: unsafe { optional_str(self.lora_dir, "lora_dir") }?.map(std::path::PathBuf::from),
         })
+    }
+
+    fn lora_set(&self) -> Result<LoraSet, Failure> {
+        if self.lora_count == 0 {
+            return Ok(LoraSet::default());
+        }
+        if self.lora_count > MAX_LIST {
+            return Err(Error::InvalidArgument(format!("lora_count {} is more than {MAX_LIST}", self.lora_count)).into());
+        }
+        if self.loras.is_null() {
+            return Err(Failure::Null("loras"));
+        }
+        // SAFETY: the caller promises `lora_count` handles (and strengths, unless NULL).
+        let handles = unsafe { std::slice::from_raw_parts(self.loras, self.lora_count) };
+        let strengths = match self.lora_strengths.is_null() {
+            true => vec![1.0; self.lora_count],
+            false => unsafe { std::slice::from_raw_parts(self.lora_strengths, self.lora_count) }.to_vec(),
+        };
+        let mut entries = Vec::with_capacity(handles.len());
+        for (&handle, strength) in handles.iter().zip(strengths) {
+            entries.push((super::strings::required(handle, "loras[]")?.lora.clone(), strength));
+        }
+        Ok(LoraSet::new(entries)?)
     }
 }
 
@@ -552,10 +597,12 @@ const _: () = {
     assert!(size_of::<sdrt_load_options>() == <sdrt_load_options as Versioned>::V1_SIZE);
     assert!(offset_of!(sdrt_load_options, ort_library_path) == 24);
     assert!(offset_of!(sdrt_load_options, log_user_data) == 56);
-    assert!(size_of::<sdrt_generate_params>() == <sdrt_generate_params as Versioned>::V1_SIZE);
+    assert!(size_of::<sdrt_generate_params>() == 192);
     assert!(offset_of!(sdrt_generate_params, seed) == 16);
     assert!(offset_of!(sdrt_generate_params, prompt) == 80);
     assert!(offset_of!(sdrt_generate_params, preview_user_data) == 152);
+    assert!(offset_of!(sdrt_generate_params, loras) == <sdrt_generate_params as Versioned>::V1_SIZE);
+    assert!(offset_of!(sdrt_generate_params, lora_dir) == 184);
     assert!(size_of::<sdrt_execution_provider>() == <sdrt_execution_provider as Versioned>::V1_SIZE);
     assert!(offset_of!(sdrt_execution_provider, options) == 16);
 };
