@@ -39,7 +39,7 @@ memcheck=(valgrind --fair-sched=yes --quiet --error-exitcode=99 --leak-check=ful
   --show-leak-kinds=definite --suppressions="$PWD/tests/c/valgrind.supp")
 
 "$build/header_test"
-"$build/binding_test" "$model"
+"$build/binding_test" "$model" tests/fixtures/lora
 "$build/noexcept_test" "$model"
 # Natively: it measures poll times and counts threads.
 (cd "$build" && ./job_test "../../$model")

@@ -26,7 +26,7 @@ out=$(cd "$work/app" && mono Txt2Img.exe --model "$model" --quiet 2>&1) && { ech
 grep -q "RuntimeUnavailable: the sdrt native library was not found" <<<"$out" || { echo "$out" >&2; exit 1; }
 
 cp -L "$work/prefix/lib/libsdrt.so" "$work/prefix/lib/libonnxruntime.so.1" "$work/app/"
-(cd "$work/app" && env -u ORT_DYLIB_PATH mono BindingTest.exe "$PWD/../../../include/sdrt.h" "$model")
+(cd "$work/app" && env -u ORT_DYLIB_PATH mono BindingTest.exe "$PWD/../../../include/sdrt.h" "$model" "$PWD/../../../tests/fixtures/lora")
 
 # The C# example draws the C sample's image for the same core flags.
 export PKG_CONFIG_PATH=$work/prefix/lib/pkgconfig

@@ -237,6 +237,42 @@ private:
     detail::Owned<sdrt_image, sdrt_image_free> raw_;  // move-only; frees on destruction
 };
 
+/// A LoRA file read once (.safetensors: kohya/A1111, diffusers or PEFT names, LoCon); any
+/// pipeline and thread may use it. Generations keep their own reference to it.
+class Lora {
+public:
+    Lora() noexcept = default;
+    explicit Lora(sdrt_lora *raw) noexcept : raw_(raw) {}
+
+    static Result<Lora> try_load(const std::string &path) {
+        sdrt_lora *raw = nullptr;
+        sdrt_status status = sdrt_lora_load(path.c_str(), &raw);
+        if (status != SDRT_STATUS_OK) return Error::last(status);
+        return Lora(raw);
+    }
+    /// A LoRA from a .safetensors file's bytes (copied); `name` is what messages call it.
+    static Result<Lora> try_from_memory(const std::string &name, const uint8_t *bytes, size_t size) {
+        sdrt_lora *raw = nullptr;
+        sdrt_status status = sdrt_lora_load_from_memory(name.c_str(), bytes, size, &raw);
+        if (status != SDRT_STATUS_OK) return Error::last(status);
+        return Lora(raw);
+    }
+#ifndef SDRT_NO_EXCEPTIONS
+    static Lora load(const std::string &path) { return try_load(path).value(); }
+#endif
+
+    bool valid() const noexcept { return raw_ != nullptr; }
+    /// The file name without extension.
+    std::string name() const {
+        const char *text = sdrt_lora_name(raw_.get());
+        return text ? std::string(text) : std::string();
+    }
+    const sdrt_lora *get() const noexcept { return raw_.get(); }
+
+private:
+    detail::Owned<sdrt_lora, sdrt_lora_free> raw_;  // move-only; frees on destruction
+};
+
 /// What to generate. Width and height left at 0 take the model's size; steps left at 0 and a
 /// negative guidance scale take the model family's recommendation.
 struct GenerateOptions {
@@ -259,6 +295,11 @@ struct GenerateOptions {
     const Image *init_image = nullptr;  // image to image (borrowed for the call)
     const Image *mask_image = nullptr;  // inpainting, with init_image
     std::vector<float> initial_noise;   // empty: drawn from `seed`
+    /// LoRAs merged for this generation with their strengths (borrowed for the call; a set
+    /// other than the last one reloads the graphs it changes, the same set costs nothing).
+    std::vector<std::pair<const Lora *, float>> loras;
+    /// Where `<lora:NAME:STRENGTH>` prompt tags find NAME.safetensors; empty: tags are an error.
+    std::string lora_dir;
     uint32_t preview_every = 0;
     sdrt_preview_kind preview_kind = SDRT_PREVIEW_APPROXIMATE;
     /// Blocking calls only; return false to cancel. Runs on the calling thread.
@@ -479,6 +520,8 @@ private:
         sdrt_generate_params params;
         const GenerateOptions &source;
         detail::CallbackGuard guard;
+        std::vector<const sdrt_lora *> lora_handles;
+        std::vector<float> lora_strengths;
 
         GenerateCall(const Pipeline &pipeline, const GenerateOptions &from) : source(from) {
             sdrt_generate_params_init(&params);
@@ -505,6 +548,14 @@ private:
             params.initial_noise_len = from.initial_noise.size();
             params.preview_every = from.preview_every;
             params.preview_kind = from.preview_kind;
+            for (const auto &entry : from.loras) {
+                lora_handles.push_back(entry.first ? entry.first->get() : nullptr);
+                lora_strengths.push_back(entry.second);
+            }
+            params.loras = lora_handles.empty() ? nullptr : lora_handles.data();
+            params.lora_strengths = lora_strengths.empty() ? nullptr : lora_strengths.data();
+            params.lora_count = lora_handles.size();
+            params.lora_dir = from.lora_dir.empty() ? nullptr : from.lora_dir.c_str();
             if (from.on_progress) {
                 params.progress_callback = &GenerateCall::progress;
                 params.progress_user_data = this;

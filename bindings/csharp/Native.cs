@@ -51,6 +51,11 @@ namespace Sdrt
         public IntPtr ProgressUserData;
         public IntPtr PreviewCallback;
         public IntPtr PreviewUserData;
+        // Appended in 0.2.
+        public IntPtr Loras;
+        public IntPtr LoraStrengths;
+        public UIntPtr LoraCount;
+        public IntPtr LoraDir;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -144,6 +149,11 @@ namespace Sdrt
         [DllImport(Library, CallingConvention = Cdecl)] public static extern int sdrt_image_copy_pixels(IntPtr image, int format, uint flipVertical, byte[] dst, UIntPtr dstLen, UIntPtr dstStride);
         [DllImport(Library, CallingConvention = Cdecl)] public static extern int sdrt_image_from_pixels(uint width, uint height, int format, uint flipVertical, byte[] pixels, UIntPtr pixelsLen, UIntPtr stride, out ImageHandle image);
         [DllImport(Library, CallingConvention = Cdecl)] public static extern void sdrt_image_free(IntPtr image);
+
+        [DllImport(Library, CallingConvention = Cdecl)] public static extern int sdrt_lora_load(byte[] path, out LoraHandle lora);
+        [DllImport(Library, CallingConvention = Cdecl)] public static extern int sdrt_lora_load_from_memory(byte[] name, byte[] bytes, UIntPtr len, out LoraHandle lora);
+        [DllImport(Library, CallingConvention = Cdecl)] public static extern IntPtr sdrt_lora_name(LoraHandle lora);
+        [DllImport(Library, CallingConvention = Cdecl)] public static extern void sdrt_lora_free(IntPtr lora);
     }
 
     internal sealed class PipelineHandle : SafeHandle
@@ -166,5 +176,12 @@ namespace Sdrt
         public ImageHandle(IntPtr raw) : base(IntPtr.Zero, true) { SetHandle(raw); }
         public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
         protected override bool ReleaseHandle() { Native.sdrt_image_free(handle); return true; }
+    }
+
+    internal sealed class LoraHandle : SafeHandle
+    {
+        public LoraHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle() { Native.sdrt_lora_free(handle); return true; }
     }
 }

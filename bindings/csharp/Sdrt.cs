@@ -283,6 +283,45 @@ namespace Sdrt
         public void Dispose() { Handle.Dispose(); }
     }
 
+    /// <summary>A LoRA file (.safetensors: kohya/A1111, diffusers or PEFT names, LoCon), read
+    /// once; any pipeline and thread may use it. Pass it in GenerateOptions.Loras.</summary>
+    public sealed class Lora : IDisposable
+    {
+        internal readonly LoraHandle Handle;
+
+        private Lora(LoraHandle handle) { Handle = handle; }
+
+        public static Lora Load(string path)
+        {
+            LoraHandle handle;
+            SdrtException.Check(Native.sdrt_lora_load(Utf8.Bytes(path), out handle));
+            return new Lora(handle);
+        }
+
+        /// <summary>A LoRA from a .safetensors file's bytes; name is what messages call it.</summary>
+        public static Lora FromMemory(string name, byte[] bytes)
+        {
+            if (bytes == null) throw new ArgumentNullException("bytes");
+            LoraHandle handle;
+            SdrtException.Check(Native.sdrt_lora_load_from_memory(Utf8.Bytes(name), bytes, (UIntPtr)(ulong)bytes.Length, out handle));
+            return new Lora(handle);
+        }
+
+        /// <summary>The file name without extension.</summary>
+        public string Name { get { return Utf8.FromStatic(Native.sdrt_lora_name(Handle)); } }
+
+        public void Dispose() { Handle.Dispose(); }
+    }
+
+    /// <summary>A LoRA and the strength to merge it at (1: as trained).</summary>
+    public struct LoraStrength
+    {
+        public Lora Lora;
+        public float Strength;
+
+        public LoraStrength(Lora lora, float strength = 1f) { Lora = lora; Strength = strength; }
+    }
+
     /// <summary>What to generate. Width and Height 0 take the model's size; Steps 0 and a null
     /// GuidanceScale take the model family's recommendation.</summary>
     public sealed class GenerateOptions
@@ -311,6 +350,11 @@ namespace Sdrt
         public float[] InitialNoise;
         public uint PreviewEvery;
         public PreviewKind PreviewKind = PreviewKind.Approximate;
+        /// <summary>LoRAs merged for this generation; a set other than the last one reloads the
+        /// graphs it changes, the same set again costs nothing.</summary>
+        public List<LoraStrength> Loras = new List<LoraStrength>();
+        /// <summary>Where &lt;lora:NAME:STRENGTH&gt; prompt tags find NAME.safetensors.</summary>
+        public string LoraDir;
     }
 
     public sealed class ExecutionProvider
@@ -615,6 +659,21 @@ namespace Sdrt
             // The images' handles stay valid for the call: their owners hold them.
             raw.InitImage = options.InitImage != null ? options.InitImage.Handle.DangerousGetHandle() : IntPtr.Zero;
             raw.MaskImage = options.MaskImage != null ? options.MaskImage.Handle.DangerousGetHandle() : IntPtr.Zero;
+            if (options.Loras != null && options.Loras.Count > 0)
+            {
+                var handles = new IntPtr[options.Loras.Count];
+                var strengths = new float[options.Loras.Count];
+                for (int i = 0; i < handles.Length; i++)
+                {
+                    if (options.Loras[i].Lora == null) throw new ArgumentNullException("options.Loras[" + i + "].Lora");
+                    handles[i] = options.Loras[i].Lora.Handle.DangerousGetHandle();
+                    strengths[i] = options.Loras[i].Strength;
+                }
+                raw.Loras = scope.Pin(handles);
+                raw.LoraStrengths = scope.Pin(strengths);
+                raw.LoraCount = (UIntPtr)(ulong)handles.Length;
+            }
+            raw.LoraDir = scope.String(options.LoraDir);
             return raw;
         }
 

@@ -40,6 +40,9 @@ class _GenerateParams(_c.Structure):
         ("initial_noise_len", _c.c_size_t), ("init_image", _c.c_void_p), ("mask_image", _c.c_void_p),
         ("progress_callback", _PROGRESS), ("progress_user_data", _c.c_void_p),
         ("preview_callback", _c.c_void_p), ("preview_user_data", _c.c_void_p),
+        # Appended in 0.2.
+        ("loras", _c.POINTER(_c.c_void_p)), ("lora_strengths", _c.POINTER(_c.c_float)),
+        ("lora_count", _c.c_size_t), ("lora_dir", _c.c_char_p),
     ]
 
 
@@ -85,6 +88,9 @@ def _declare(lib):
         "sdrt_image_copy_pixels": (i32, [p, i32, u32, _c.c_char_p, size, size]),
         "sdrt_image_save_png": (i32, [p, _c.c_char_p]),
         "sdrt_image_free": (None, [p]),
+        "sdrt_lora_load": (i32, [_c.c_char_p, _c.POINTER(p)]),
+        "sdrt_lora_name": (_c.c_char_p, [p]),
+        "sdrt_lora_free": (None, [p]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
@@ -180,6 +186,33 @@ class Image:
         self.close()
 
 
+class Lora:
+    """A LoRA file (.safetensors: kohya/A1111, diffusers or PEFT names), read once and usable by
+    any pipeline: pipeline.generate(..., loras=[(lora, 0.8)])."""
+
+    def __init__(self, path):
+        handle = _c.c_void_p()
+        _check(library().sdrt_lora_load(_utf8(os.fspath(path)), _c.byref(handle)))
+        self._handle = handle
+
+    @property
+    def name(self):
+        return library().sdrt_lora_name(self._handle).decode("utf-8")
+
+    def close(self):
+        if getattr(self, "_handle", None):
+            library().sdrt_lora_free(self._handle)
+            self._handle = None
+
+    __del__ = close
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 class Job:
     """A generation on the pipeline's own thread: poll(), wait(), cancel(), take_images()."""
 
@@ -233,8 +266,9 @@ class Pipeline:
         self._handle = handle
 
     def _params(self, prompt="", negative_prompt="", width=0, height=0, steps=0, guidance_scale=None, seed=0,
-                scheduler=None, rng=None, batch_size=1, init_image=None, strength=0.8):
-        """sdrt_generate_params for one call; steps 0 and guidance None: the model's defaults."""
+                scheduler=None, rng=None, batch_size=1, init_image=None, strength=0.8, loras=(), lora_dir=None):
+        """sdrt_generate_params for one call; steps 0 and guidance None: the model's defaults.
+        loras: (Lora, strength) pairs; lora_dir: where <lora:NAME:STRENGTH> prompt tags look."""
         lib = library()
         params = _GenerateParams()
         lib.sdrt_generate_params_init(_c.byref(params))
@@ -256,12 +290,18 @@ class Pipeline:
             params.rng = value.value
         if init_image is not None:
             params.init_image, params.strength = init_image._handle.value, strength
+        if loras:
+            handles = (_c.c_void_p * len(loras))(*[lora._handle.value for lora, _ in loras])
+            strengths = (_c.c_float * len(loras))(*[strength for _, strength in loras])
+            params.loras, params.lora_strengths, params.lora_count = handles, strengths, len(loras)
+            params._keep_alive = (handles, strengths)
+        params.lora_dir = _utf8(None if lora_dir is None else os.fspath(lora_dir))
         return params
 
     def generate_batch(self, prompt="", progress=None, **options):
         """batch_size images; progress(step, total_steps) -> bool runs on this thread. Options:
         negative_prompt, width, height, steps, guidance_scale, seed, scheduler, rng, batch_size,
-        init_image, strength."""
+        init_image, strength, loras, lora_dir."""
         params = self._params(prompt, **options)
         batch_size = params.batch_size
         raised = []

@@ -1,5 +1,5 @@
 // The C++ wrapper (bindings/cpp/sdrt.hpp) with exceptions: errors, equality with the C API,
-// callbacks that throw, jobs, moves and pixel copies. Usage: binding_test MODEL_DIR
+// callbacks that throw, jobs, moves, pixel copies and LoRAs. Usage: binding_test MODEL_DIR LORA_DIR
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
@@ -110,6 +110,23 @@ void test_generate(sdrt::Pipeline &pipeline) {
 struct Stop : std::runtime_error {
     Stop() : std::runtime_error("stopped by the callback") {}
 };
+
+void test_loras(sdrt::Pipeline &pipeline, const std::string &lora_dir) {
+    std::vector<uint8_t> plain = pipeline.generate(small(3, 7)).to_vector();
+    sdrt::Lora lora = sdrt::Lora::load(lora_dir + "/sd15_unet.safetensors");
+    CHECK(lora.name() == "sd15_unet");
+    sdrt::GenerateOptions with_lora = small(3, 7);
+    with_lora.loras.push_back({&lora, 0.7f});
+    std::vector<uint8_t> merged = pipeline.generate(with_lora).to_vector();
+    CHECK(merged != plain);
+    sdrt::GenerateOptions tagged = small(3, 7);
+    tagged.prompt += " <lora:sd15_unet:0.7>";
+    tagged.lora_dir = lora_dir;
+    CHECK(pipeline.generate(tagged).to_vector() == merged);
+    CHECK(pipeline.generate(small(3, 7)).to_vector() == plain);
+    sdrt::Result<sdrt::Lora> missing = sdrt::Lora::try_load(lora_dir + "/missing.safetensors");
+    CHECK(!missing && missing.error().status() == SDRT_STATUS_IO);
+}
 
 void test_throwing_callbacks(sdrt::Pipeline &pipeline) {
     sdrt::GenerateOptions options = small(5, 1);
@@ -226,14 +243,15 @@ void test_logs(const char *model) {
 }  // namespace
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        std::fprintf(stderr, "usage: binding_test MODEL_DIR\n");
+    if (argc != 3) {
+        std::fprintf(stderr, "usage: binding_test MODEL_DIR LORA_DIR\n");
         return 2;
     }
     CHECK(sdrt::abi_version() == SDRT_ABI_VERSION);
     test_errors();
     sdrt::Pipeline pipeline = sdrt::Pipeline::load(argv[1]);
     test_generate(pipeline);
+    test_loras(pipeline, argv[2]);
     test_throwing_callbacks(pipeline);
     test_jobs(pipeline);
     test_moves(pipeline);

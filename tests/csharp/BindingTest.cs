@@ -180,6 +180,28 @@ static class BindingTest
         foreach (Image image in batch) image.Dispose();
     }
 
+    static void TestLoras(Pipeline pipeline, string loraDir)
+    {
+        byte[] plain;
+        using (Image image = pipeline.Generate(Small(3, 7))) plain = image.ToBytes(PixelFormat.Rgb8);
+        byte[] merged;
+        using (Lora lora = Lora.Load(Path.Combine(loraDir, "sd15_unet.safetensors")))
+        {
+            Check(lora.Name == "sd15_unet", "LoRA name");
+            var options = Small(3, 7);
+            options.Loras.Add(new LoraStrength(lora, 0.7f));
+            using (Image image = pipeline.Generate(options)) merged = image.ToBytes(PixelFormat.Rgb8);
+        }
+        Check(!Same(merged, plain), "a LoRA changes the image");
+        var tagged = Small(3, 7);
+        tagged.Prompt += " <lora:sd15_unet:0.7>";
+        tagged.LoraDir = loraDir;
+        using (Image image = pipeline.Generate(tagged)) Check(Same(image.ToBytes(PixelFormat.Rgb8), merged), "a prompt tag = the handle");
+        using (Image image = pipeline.Generate(Small(3, 7))) Check(Same(image.ToBytes(PixelFormat.Rgb8), plain), "no LoRA: the base image again");
+        Throws<SdrtException>(() => Lora.FromMemory("junk", new byte[] { 1, 2, 3 }), "a LoRA that is not a .safetensors file",
+            e => e.Status == Status.InvalidModel);
+    }
+
     static void TestCallbackExceptions(Pipeline pipeline)
     {
         uint calls = 0;
@@ -269,9 +291,9 @@ static class BindingTest
 
     static int Main(string[] args)
     {
-        if (args.Length != 2)
+        if (args.Length != 3)
         {
-            Console.Error.WriteLine("usage: BindingTest.exe SDRT_H MODEL_DIR");
+            Console.Error.WriteLine("usage: BindingTest.exe SDRT_H MODEL_DIR LORA_DIR");
             return 2;
         }
         ModelDir = args[1];
@@ -285,6 +307,7 @@ static class BindingTest
         using (Pipeline pipeline = Pipeline.Load(ModelDir))
         {
             TestGenerate(pipeline);
+            TestLoras(pipeline, args[2]);
             TestCallbackExceptions(pipeline);
             TestAsync(pipeline);
         }

@@ -96,6 +96,20 @@ class BindingTest(unittest.TestCase):
                 job.take_images()
             self.assertEqual(caught.exception.status, sdrt.STATUS_CANCELLED)
 
+    def test_loras_by_handle_and_by_prompt_tag(self):
+        folder = os.path.join(ROOT, "tests", "fixtures", "lora")
+        plain = self.pipeline.generate(**small()).to_bytes()
+        with sdrt.Lora(os.path.join(folder, "sd15_unet.safetensors")) as lora:
+            self.assertEqual(lora.name, "sd15_unet")
+            merged = self.pipeline.generate(**small(loras=[(lora, 0.7)])).to_bytes()
+        self.assertNotEqual(merged, plain)
+        tagged = small(prompt="a red circle on a blue background <lora:sd15_unet:0.7>", lora_dir=folder)
+        self.assertEqual(self.pipeline.generate(**tagged).to_bytes(), merged)
+        self.assertEqual(self.pipeline.generate(**small()).to_bytes(), plain)
+        with self.assertRaises(sdrt.Error) as caught:
+            sdrt.Lora(os.path.join(folder, "missing.safetensors"))
+        self.assertIn("missing.safetensors", str(caught.exception))
+
     def test_bad_scheduler_name(self):
         with self.assertRaises(sdrt.Error) as caught:
             self.pipeline.generate(**small(scheduler="no such sampler"))
