@@ -15,6 +15,8 @@
 
 /* The most images one sdrt call makes (sdrt_generate_params.batch_size). */
 #define MAX_BATCH 64
+/* The most --lora flags taken. */
+#define MAX_LORAS 16
 
 static void usage(FILE *to) {
     fprintf(to,
@@ -53,6 +55,10 @@ static void usage(FILE *to) {
             "                          (default: put the init image's pixels back there)\n"
             "  --plain-prompts         read prompts as diffusers does (no (emphasis:1.2) or\n"
             "                          BREAK syntax, truncated at 77 tokens)\n"
+            "  --lora FILE[:STRENGTH]  merge a LoRA (.safetensors: kohya/A1111, diffusers or PEFT)\n"
+            "                          at STRENGTH (default 1); repeatable\n"
+            "  --lora-dir DIR          where <lora:NAME:STRENGTH> tags in the prompt find\n"
+            "                          NAME.safetensors\n"
             "  --low-memory            keep only the UNet loaded between uses (text encoders and\n"
             "                          VAE are loaded for their part of the work)\n"
             "  --quiet                 no progress bar\n");
@@ -90,10 +96,34 @@ static int parse_u64(const char *flag, const char *text, unsigned long long max,
     return 1;
 }
 
+/* "FILE:STRENGTH" or "FILE": splits off a strength after the last ':' when it is a number. */
+static int parse_lora(const char *text, char *path, size_t path_size, float *strength) {
+    const char *colon = strrchr(text, ':');
+    char *end = NULL;
+    *strength = 1.0f;
+    size_t length = strlen(text);
+    if (colon && colon != text && colon[1] != '\0') {
+        float value = strtof(colon + 1, &end);
+        if (*end == '\0') {
+            *strength = value;
+            length = (size_t)(colon - text);
+        }
+    }
+    if (length == 0 || length >= path_size) {
+        fprintf(stderr, "txt2img: --lora expects FILE or FILE:STRENGTH, got \"%s\"\n", text);
+        return 0;
+    }
+    memcpy(path, text, length);
+    path[length] = '\0';
+    return 1;
+}
+
 int main(int argc, char **argv) {
     const char *model = NULL, *output = "txt2img.png", *scheduler_name = NULL, *rng_name = NULL;
     const char *init_image_path = NULL;
     const char *mask_path = NULL;
+    const char *lora_args[MAX_LORAS];
+    size_t lora_count = 0;
     int quiet = 0, steps_given = 0, guidance_given = 0;
     unsigned long long batch_count = 1;
     sdrt_generate_params params;
@@ -187,6 +217,14 @@ int main(int argc, char **argv) {
         } else if (!strcmp(flag, "--batch-count")) {
             if (!parse_u64(flag, value, 10000, &number) || number == 0) return 2;
             batch_count = number;
+        } else if (!strcmp(flag, "--lora")) {
+            if (lora_count == MAX_LORAS) {
+                fprintf(stderr, "txt2img: at most %d --lora flags\n", MAX_LORAS);
+                return 2;
+            }
+            lora_args[lora_count++] = value;
+        } else if (!strcmp(flag, "--lora-dir")) {
+            params.lora_dir = value;
         } else if (!strcmp(flag, "--seed")) {
             if (!parse_u64(flag, value, 18446744073709551615ULL, &number)) return 2;
             params.seed = number;
@@ -207,36 +245,48 @@ int main(int argc, char **argv) {
     }
     if (!quiet) params.progress_callback = show_progress;
 
+    /* Everything below is freed at `done`; sdrt's free functions take NULL. */
+    int exit_code = 1;
     sdrt_image *init_image = NULL, *mask = NULL;
-    if (init_image_path) {
-        sdrt_status status = sdrt_image_load(init_image_path, &init_image);
-        if (status != SDRT_STATUS_OK) return fail("--init-image", status);
-        params.init_image = init_image;
-    }
-    if (mask_path) {
-        sdrt_status status = sdrt_image_load(mask_path, &mask);
-        if (status != SDRT_STATUS_OK) {
-            sdrt_image_free(init_image);
-            return fail("--mask", status);
-        }
-        params.mask_image = mask;
-    }
-
+    sdrt_lora *loras[MAX_LORAS] = {NULL};
+    float strengths[MAX_LORAS];
     sdrt_pipeline *pipeline = NULL;
-    sdrt_status status = sdrt_pipeline_load(model, &options, &pipeline);
-    if (status != SDRT_STATUS_OK) {
-        sdrt_image_free(init_image);
-        sdrt_image_free(mask);
-        return fail("loading the model", status);
+    sdrt_status status = SDRT_STATUS_OK;
+    if (init_image_path && (status = sdrt_image_load(init_image_path, &init_image)) != SDRT_STATUS_OK) {
+        exit_code = fail("--init-image", status);
+        goto done;
+    }
+    params.init_image = init_image;
+    if (mask_path && (status = sdrt_image_load(mask_path, &mask)) != SDRT_STATUS_OK) {
+        exit_code = fail("--mask", status);
+        goto done;
+    }
+    params.mask_image = mask;
+    for (size_t i = 0; i < lora_count; i++) {
+        char path[4096];
+        if (!parse_lora(lora_args[i], path, sizeof path, &strengths[i])) {
+            exit_code = 2;
+            goto done;
+        }
+        if ((status = sdrt_lora_load(path, &loras[i])) != SDRT_STATUS_OK) {
+            exit_code = fail("--lora", status);
+            goto done;
+        }
+    }
+    params.loras = (const sdrt_lora *const *)loras;
+    params.lora_strengths = strengths;
+    params.lora_count = lora_count;
+
+    if ((status = sdrt_pipeline_load(model, &options, &pipeline)) != SDRT_STATUS_OK) {
+        exit_code = fail("loading the model", status);
+        goto done;
     }
     uint32_t recommended_steps = 0;
     float recommended_guidance = 0.0f;
     status = sdrt_pipeline_recommended_settings(pipeline, &recommended_steps, &recommended_guidance);
     if (status != SDRT_STATUS_OK) {
-        sdrt_pipeline_free(pipeline);
-        sdrt_image_free(init_image);
-        sdrt_image_free(mask);
-        return fail("reading the model's settings", status);
+        exit_code = fail("reading the model's settings", status);
+        goto done;
     }
     if (!steps_given) params.steps = recommended_steps;
     if (!guidance_given) params.guidance_scale = recommended_guidance;
@@ -251,10 +301,8 @@ int main(int argc, char **argv) {
         params.seed = first_seed + pass * params.batch_size;
         status = sdrt_pipeline_generate_batch(pipeline, &params, images, MAX_BATCH);
         if (status != SDRT_STATUS_OK) {
-            sdrt_pipeline_free(pipeline);
-            sdrt_image_free(init_image);
-            sdrt_image_free(mask);
-            return fail("generating", status);
+            exit_code = fail("generating", status);
+            goto done;
         }
         for (uint32_t i = 0; i < params.batch_size; i++) {
             unsigned long long k = pass * params.batch_size + i;
@@ -273,10 +321,16 @@ int main(int argc, char **argv) {
                        (unsigned)sdrt_image_height(images[i]), first_seed + k);
             sdrt_image_free(images[i]);
         }
-        if (status != SDRT_STATUS_OK) break;
+        if (status != SDRT_STATUS_OK) {
+            exit_code = fail("saving the PNG", status);
+            goto done;
+        }
     }
+    exit_code = 0;
+done:
     sdrt_pipeline_free(pipeline);
     sdrt_image_free(init_image);
     sdrt_image_free(mask);
-    return status == SDRT_STATUS_OK ? 0 : fail("saving the PNG", status);
+    for (size_t i = 0; i < lora_count; i++) sdrt_lora_free(loras[i]);
+    return exit_code;
 }

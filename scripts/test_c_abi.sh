@@ -52,6 +52,13 @@ test -s "$build/txt2img.png"
   --init-image tests/fixtures/images/init_64.png --mask tests/fixtures/images/mask_64.png --steps 2 \
   --output "$build/inpaint.png"
 test -s "$build/inpaint.png"
+# A LoRA from --lora, under memcheck, and the same from a prompt tag.
+"${memcheck[@]}" "$build/txt2img" --model "$model" --prompt "a red circle" --steps 2 --width 64 --height 64 \
+  --lora tests/fixtures/lora/sd15_unet.safetensors:0.7 --lora tests/fixtures/lora/sd15_te.safetensors \
+  --output "$build/lora.png" --quiet
+"$build/txt2img" --model "$model" --prompt "a red circle <lora:sd15_unet:0.7> <lora:sd15_te>" --steps 2 \
+  --width 64 --height 64 --lora-dir tests/fixtures/lora --output "$build/lora-tags.png" --quiet
+cmp "$build/lora.png" "$build/lora-tags.png"
 
 # Without ONNX Runtime beside libsdrt (nor on the system) loading fails with a clear status
 # and message, not a crash; ORT_DYLIB_PATH then points sdrt at a library elsewhere.

@@ -276,3 +276,55 @@ fn image_to_image_and_inpainting_from_flags() {
     assert_eq!(Image::load(&output).unwrap().pixels(), expected.pixels());
     assert!(parameters_text(&output).contains("Denoising strength: 0.5"));
 }
+
+#[test]
+fn loras_from_flags_are_recorded_as_prompt_tags() {
+    let model = common::tiny_model("diffusers");
+    let folder = common::fixtures().join("lora");
+    let lora = folder.join("sd15_unet.safetensors");
+    let merged = scratch("lora.png");
+    let flag = format!("{}:0.7", lora.display());
+    let mut args = core_flags(model.to_str().unwrap(), merged.to_str().unwrap());
+    args.extend(["--lora", &flag]);
+    succeeded(&sdrt(&args));
+
+    let mut pipeline = Pipeline::load_dir(&model, &common::load_options()).unwrap();
+    let params = GenerateParams {
+        prompt: PROMPT.into(),
+        negative_prompt: "blur".into(),
+        steps: 3,
+        guidance_scale: 6.0,
+        width: Some(64),
+        height: Some(48),
+        seed: 42,
+        scheduler: Some(SchedulerKind::DpmSolverMultistepKarras),
+        rng: RngKind::Torch,
+        loras: sdrt::lora::LoraSet::new(vec![(sdrt::lora::Lora::load(&lora).unwrap(), 0.7)]).unwrap(),
+        ..GenerateParams::default()
+    };
+    let expected = pipeline.generate(&params, &mut |_| true).unwrap();
+    assert_eq!(Image::load(&merged).unwrap().pixels(), expected.pixels());
+    let text = parameters_text(&merged);
+    assert!(text.starts_with("a cat, (blue:1.2) sky <lora:sd15_unet:0.7>\n"), "{text}");
+
+    // The PNG and the LoRA folder make it again.
+    let again = scratch("lora-again.png");
+    let (model_arg, folder_arg) = (model.to_str().unwrap(), folder.to_str().unwrap());
+    let from = merged.to_str().unwrap();
+    succeeded(&sdrt(&[
+        "--model",
+        model_arg,
+        "--from-png",
+        from,
+        "--lora-dir",
+        folder_arg,
+        "--output",
+        again.to_str().unwrap(),
+        "--quiet",
+    ]));
+    assert_eq!(Image::load(&again).unwrap().pixels(), expected.pixels());
+    // Without the folder the tag cannot be resolved: a clear error.
+    let failed = sdrt(&["--model", model_arg, "--from-png", from, "--output", again.to_str().unwrap(), "--quiet"]);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("no LoRA folder"));
+}

@@ -255,8 +255,8 @@ fn the_c_abi_takes_lora_handles_and_tags() {
     assert_eq!(from_job, by_handles);
 
     // The same set from the prompt's tags.
-    let tagged = CString::new(format!("<lora:sd15_unet:0.7><lora:sd15_te:1.2>{}", doc["prompt"].as_str().unwrap()))
-        .unwrap();
+    let tagged =
+        CString::new(format!("<lora:sd15_unet:0.7><lora:sd15_te:1.2>{}", doc["prompt"].as_str().unwrap())).unwrap();
     let folder = CString::new(fixtures().join("lora").to_str().unwrap()).unwrap();
     let mut by_tags = params;
     (by_tags.loras, by_tags.lora_strengths, by_tags.lora_count) = (ptr::null(), ptr::null(), 0);

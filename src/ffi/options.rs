@@ -7,8 +7,8 @@ use std::mem::{offset_of, size_of};
 
 use super::enums::*;
 use super::image::sdrt_image;
-use super::lora::sdrt_lora;
 use super::log::sdrt_log_level;
+use super::lora::sdrt_lora;
 use super::strings::optional_str;
 use super::Failure;
 use crate::error::Error;
@@ -571,7 +571,9 @@ impl sdrt_generate_params {
             return Ok(LoraSet::default());
         }
         if self.lora_count > MAX_LIST {
-            return Err(Error::InvalidArgument(format!("lora_count {} is more than {MAX_LIST}", self.lora_count)).into());
+            return Err(
+                Error::InvalidArgument(format!("lora_count {} is more than {MAX_LIST}", self.lora_count)).into()
+            );
         }
         if self.loras.is_null() {
             return Err(Failure::Null("loras"));

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use parameters::Parameters;
+use sdrt::lora::{Lora, LoraSet};
 use sdrt::{GenerateParams, Image, LoadOptions, Pipeline, PromptSyntax, RngKind, SamplerName};
 
 const USAGE: &str = "\
@@ -44,6 +45,9 @@ usage: sdrt [options]          a prompt becomes a PNG
   --plain-prompts         prompts as diffusers reads them (no weights, 77 tokens)
   --from-png PATH         start from the parameters stored in a PNG this program (or
                           AUTOMATIC1111) wrote; other flags change them
+  --lora FILE[:STRENGTH]  merge a LoRA (.safetensors) at STRENGTH (default 1);
+                          repeatable; the PNG's prompt records it as <lora:NAME:STRENGTH>
+  --lora-dir DIR          where <lora:NAME:STRENGTH> prompt tags find NAME.safetensors
   --low-memory            keep only the UNet loaded between uses
   --quiet                 no progress bar
 ";
@@ -72,8 +76,22 @@ struct Flags {
     keep_decoded: bool,
     plain_prompts: bool,
     from_png: Option<PathBuf>,
+    loras: Vec<(PathBuf, f32)>,
+    lora_dir: Option<PathBuf>,
     low_memory: bool,
     quiet: bool,
+}
+
+/// `FILE:STRENGTH` or `FILE` (strength 1); the strength is what follows the last `:` when it
+/// is a number, so paths with colons still work.
+fn lora_flag(value: &str) -> (PathBuf, f32) {
+    match value.rsplit_once(':') {
+        Some((path, strength)) if !path.is_empty() => match strength.parse::<f32>() {
+            Ok(strength) => (path.into(), strength),
+            Err(_) => (value.into(), 1.0),
+        },
+        _ => (value.into(), 1.0),
+    }
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -113,6 +131,8 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
                     "--strength" => flags.strength = Some(number(flag, value)?),
                     "--mask" => flags.mask = Some(value.into()),
                     "--from-png" => flags.from_png = Some(value.into()),
+                    "--lora" => flags.loras.push(lora_flag(value)),
+                    "--lora-dir" => flags.lora_dir = Some(value.into()),
                     _ => return Err(format!("unknown option {flag}")),
                 }
             }
@@ -213,6 +233,13 @@ fn generate(flags: &Flags) -> Result<(), String> {
     let init_image = load(&flags.init_image)?;
     let mask_image = load(&flags.mask)?;
     let first = parameters(flags, &pipeline)?;
+    let mut loras = Vec::new();
+    for (path, strength) in &flags.loras {
+        loras.push((Lora::load(path).map_err(show)?, *strength));
+    }
+    // The PNG records the LoRAs as AUTOMATIC1111 does: tags in the prompt.
+    let tags: String = loras.iter().map(|(lora, strength)| format!(" <lora:{}:{strength}>", lora.name())).collect();
+    let recorded = Parameters { prompt: format!("{}{tags}", first.prompt), ..first.clone() };
     // With an init image the size is the image's (the model's default otherwise).
     let size_given = flags.width.is_some() || flags.height.is_some() || flags.from_png.is_some();
     let (width, height) = match &init_image {
@@ -237,6 +264,8 @@ fn generate(flags: &Flags) -> Result<(), String> {
         strength: first.strength.unwrap_or(0.8),
         mask_image,
         preserve_unmasked: !flags.keep_decoded,
+        loras: LoraSet::new(loras).map_err(show)?,
+        lora_dir: flags.lora_dir.clone(),
         ..GenerateParams::default()
     };
     let total = u64::from(flags.batch_count) * u64::from(flags.batch_size);
@@ -257,7 +286,7 @@ fn generate(flags: &Flags) -> Result<(), String> {
             let k = pass * u64::from(flags.batch_size) + i as u64;
             let seed = params.seed + i as u64;
             let path = output_path(&flags.output, k, total);
-            let record = Parameters { seed, width: image.width(), height: image.height(), ..first.clone() };
+            let record = Parameters { seed, width: image.width(), height: image.height(), ..recorded.clone() };
             png_text::save(image, &path, &record.to_text())?;
             if !flags.quiet {
                 println!("wrote {} ({}x{}, seed {seed})", path.display(), image.width(), image.height());
