@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod embeddings;
 pub mod error;
 pub mod ffi;
 pub mod guidance;

@@ -1,11 +1,14 @@
-//! LoRA against diffusers' `load_lora_weights` + `set_adapters` (scripts/fixtures/lora_refs.py,
-//! tests/fixtures/lora): kohya and PEFT files, UNet, text encoder and both, two strengths, two
-//! LoRAs together, LoCon; the prompt's `<lora:NAME:STRENGTH>` tags; switching back to the base
-//! model; and the files sdrt must refuse.
+//! LoRA against diffusers' `load_lora_weights` + `set_adapters`, and textual-inversion
+//! embeddings against its `load_textual_inversion` (scripts/fixtures/lora_refs.py,
+//! tests/fixtures/lora, tests/fixtures/embeddings): kohya and PEFT files, UNet, text encoder and
+//! both, two strengths, two LoRAs together, LoCon, AUTOMATIC1111 and diffusers embeddings alone
+//! and with a LoRA; the prompt's `<lora:NAME:STRENGTH>` tags; switching back to the base model;
+//! and the files sdrt must refuse.
 
 mod common;
 
 use common::{copy_dir, fixtures, floats, load_options, max_abs_diff, read_json, tiny_model, TempDir};
+use sdrt::embeddings::{Embedding, EmbeddingSet};
 use sdrt::lora::{Lora, LoraSet};
 use sdrt::{Error, GenerateParams, Pipeline, RngKind, SchedulerKind};
 use serde_json::Value;
@@ -20,7 +23,7 @@ fn lora_path(name: &str) -> std::path::PathBuf {
 
 fn params(doc: &Value, case: &Value) -> GenerateParams {
     GenerateParams {
-        prompt: doc["prompt"].as_str().unwrap().into(),
+        prompt: case["prompt"].as_str().unwrap_or(doc["prompt"].as_str().unwrap()).into(),
         negative_prompt: doc["negative_prompt"].as_str().unwrap().into(),
         width: Some(case["width"].as_u64().unwrap() as u32),
         height: Some(case["height"].as_u64().unwrap() as u32),
@@ -37,17 +40,29 @@ fn image(pipeline: &mut Pipeline, params: &GenerateParams) -> sdrt::Result<Vec<f
     Ok(pipeline.generate_float(params, &mut |_| true)?.data)
 }
 
+/// The case's embeddings, as diffusers loaded them.
+fn embeddings(case: &Value) -> EmbeddingSet {
+    let entries = case["embeddings"].as_array().unwrap().iter().map(|e| {
+        let path = fixtures().join("embeddings").join(format!("{}.safetensors", e["file"].as_str().unwrap()));
+        Embedding::load(path, e["token"].as_str()).unwrap()
+    });
+    EmbeddingSet::new(entries.collect()).unwrap()
+}
+
 #[test]
-fn loras_match_diffusers() {
+fn loras_and_embeddings_match_diffusers() {
     let doc = read_json("reference/lora.json");
     let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
     let cases = doc["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 8);
-    let base = floats(&cases[0]["image"]);
+    assert_eq!(cases.len(), 11);
+    let mut base = floats(&cases[0]["image"]);
     let mut failures = Vec::new();
     let mut images = std::collections::HashMap::new();
     for case in cases {
         let name = case["name"].as_str().unwrap();
+        if case["loras"].as_array().unwrap().is_empty() && case["embeddings"].as_array().unwrap().is_empty() {
+            base = floats(&case["image"]);
+        }
         let entries = case["loras"]
             .as_array()
             .unwrap()
@@ -57,12 +72,16 @@ fn loras_match_diffusers() {
                 (lora, l["strength"].as_f64().unwrap() as f32)
             })
             .collect();
-        let params = GenerateParams { loras: LoraSet::new(entries).unwrap(), ..params(&doc, case) };
+        let params = GenerateParams {
+            loras: LoraSet::new(entries).unwrap(),
+            embeddings: embeddings(case),
+            ..params(&doc, case)
+        };
         let got = image(&mut pipeline, &params).unwrap();
         let expected = floats(&case["image"]);
         let error = max_abs_diff(&got, &expected);
         let change = max_abs_diff(&expected, &base);
-        eprintln!("{name}: max |diff| {error:.2e} (the LoRA moves the reference by {change:.3})");
+        eprintln!("{name}: max |diff| {error:.2e} (the adapters move the reference by {change:.3})");
         if error > IMAGE_TOLERANCE {
             failures.push(format!("{name}: {error}"));
         }

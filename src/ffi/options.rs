@@ -563,6 +563,7 @@ impl sdrt_generate_params {
             initial_noise,
             loras: self.lora_set()?,
             lora_dir: unsafe { optional_str(self.lora_dir, "lora_dir") }?.map(std::path::PathBuf::from),
+            embeddings: Default::default(),
         })
     }
 

@@ -6,11 +6,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use half::{bf16, f16};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::model::safetensors_file::to_matrix;
+pub(crate) use crate::model::safetensors_file::Matrix;
+
+fn invalid(path: &Path, reason: impl Into<String>) -> Error {
+    Error::invalid_model(path, reason.into())
+}
 
 /// Which graph of a pipeline an update is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -32,13 +37,6 @@ impl Component {
             Component::TextEncoder2 => "text_encoder_2",
         }
     }
-}
-
-/// A dense f32 tensor.
-#[derive(Clone, Debug)]
-pub(crate) struct Matrix {
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
 }
 
 /// One module's low-rank update: `delta = up @ down * alpha / rank`.
@@ -73,25 +71,6 @@ pub(crate) struct LoraFile {
     pub updates: Vec<ModuleUpdate>,
     /// Tensor names that are not part of a LoRA update sdrt applies.
     pub unrecognised: Vec<String>,
-}
-
-/// Largest LoRA file read (the largest published ones are about 2 GB).
-const MAX_FILE_BYTES: u64 = 4 << 30;
-
-fn invalid(path: &Path, reason: impl Into<String>) -> Error {
-    Error::invalid_model(path, reason.into())
-}
-
-/// Reads a LoRA file from disk (a regular file, at most 4 GiB).
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let metadata = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if !metadata.is_file() {
-        return Err(invalid(path, "not a regular file"));
-    }
-    if metadata.len() > MAX_FILE_BYTES {
-        return Err(invalid(path, format!("{} bytes is more than a LoRA file may have", metadata.len())));
-    }
-    std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
 /// The role a tensor plays in an update, from the end of its name.
@@ -168,26 +147,6 @@ fn locate(module: &str) -> Option<(Component, String)> {
             .replace("to_out_lora", "out_proj"),
     };
     Some((component, path.replace('.', "_")))
-}
-
-fn to_matrix(path: &Path, name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Matrix> {
-    let bytes = view.data();
-    let data: Vec<f32> = match view.dtype() {
-        Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        Dtype::F16 => bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        Dtype::BF16 => bytes.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        Dtype::F64 => bytes
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
-            .collect(),
-        other => {
-            return Err(invalid(path, format!("tensor {name:?} has element type {other:?}; LoRA weights are floats")))
-        }
-    };
-    if let Some(bad) = data.iter().find(|v| !v.is_finite()) {
-        return Err(invalid(path, format!("tensor {name:?} holds a non-finite value ({bad})")));
-    }
-    Ok(Matrix { shape: view.shape().to_vec(), data })
 }
 
 /// PEFT's adapter settings, when diffusers stored them in the file's metadata

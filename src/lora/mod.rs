@@ -45,7 +45,7 @@ impl Lora {
     /// Reads a LoRA `.safetensors` file (kohya/AUTOMATIC1111, diffusers or PEFT names).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = file::read_file(path)?;
+        let bytes = crate::model::safetensors_file::read_file(path)?;
         Self::from_bytes(&file::name_of(path), path, &bytes)
     }
 
@@ -127,10 +127,13 @@ impl PartialEq for LoraSet {
     }
 }
 
-/// A graph's structure (no weight values), read once per model and kept to place updates.
+/// A graph's structure (no weight values), read once per model and kept to place LoRA
+/// updates and embedding rows.
 pub(crate) struct GraphIndex {
     graph: OnnxGraph,
     targets: GraphTargets,
+    /// The text encoder's token embedding table (initializer index), if the graph has one.
+    token_table: Option<usize>,
     /// Length of the model file it was read from; a different length means the file changed.
     file_len: usize,
 }
@@ -141,8 +144,74 @@ impl GraphIndex {
         let bytes = source.read(&relative)?;
         let graph = onnx_file::parse(&bytes).map_err(|e| Error::invalid_model(source.path_of(&relative), e.0))?;
         let targets = GraphTargets::build(&graph);
-        Ok(GraphIndex { graph, targets, file_len: bytes.len() })
+        let token_table = find_token_table(&graph);
+        Ok(GraphIndex { graph, targets, token_table, file_len: bytes.len() })
     }
+
+    /// [rows, width] of the token embedding table.
+    pub fn token_table_shape(&self) -> Option<(usize, usize)> {
+        let table = &self.graph.initializers[self.token_table?];
+        match table.dims[..] {
+            [rows, width] => Some((usize::try_from(rows).ok()?, usize::try_from(width).ok()?)),
+            _ => None,
+        }
+    }
+
+    /// `model` (this graph's file, maybe with LoRA updates merged) with `rows` ([n, width]
+    /// f32) appended to its token embedding table.
+    pub fn append_token_rows(
+        &self,
+        source: &ModelSource,
+        component: Component,
+        model: &[u8],
+        rows: &[f32],
+    ) -> Result<Vec<u8>> {
+        let path = source.path_of(&format!("{}/model.onnx", component.folder()));
+        let (index, (count, width)) = self
+            .token_table
+            .zip(self.token_table_shape())
+            .ok_or_else(|| Error::invalid_model(&path, "no token embedding table to add embeddings to"))?;
+        let table = &self.graph.initializers[index];
+        let element_type = table.element_type.expect("found as a float table");
+        let expected = count * width * element_type.size();
+        let mut raw = match &table.data {
+            TensorData::Inline(range) if range.len() == expected => model[range.clone()].to_vec(),
+            TensorData::External { location, offset, .. } => {
+                source.read_range(&format!("{}/{location}", component.folder()), *offset, expected)?
+            }
+            _ => {
+                return Err(Error::invalid_model(
+                    &path,
+                    "the token embedding table is stored in a way sdrt cannot extend",
+                ))
+            }
+        };
+        let start = raw.len();
+        raw.resize(start + rows.len() * element_type.size(), 0);
+        merge::encode_into(rows, element_type, &mut raw[start..]);
+        let dims = [(count + rows.len() / width) as i64, width as i64];
+        onnx_file::replace_initializer(model, &table.name, &dims, &raw).map_err(|e| Error::invalid_model(&path, e.0))
+    }
+}
+
+/// The token embedding table: the initializer named `...token_embedding.weight`, else the
+/// table of the first Gather that reads a [rows, width] float initializer.
+fn find_token_table(graph: &OnnxGraph) -> Option<usize> {
+    let is_table = |i: &usize| {
+        let init = &graph.initializers[*i];
+        init.element_type.is_some()
+            && init.dims.len() == 2
+            && matches!(init.data, TensorData::Inline(_) | TensorData::External { .. })
+    };
+    let named = (0..graph.initializers.len()).find(|&i| graph.initializers[i].name.ends_with("token_embedding.weight"));
+    named.filter(is_table).or_else(|| {
+        graph
+            .nodes
+            .iter()
+            .filter(|n| n.op_type == "Gather")
+            .filter_map(|n| graph.initializers.iter().position(|i| Some(&i.name) == n.inputs.first()))
+            .find(is_table)
+    })
 }
 
 /// What a LoRA set found in a model, for the warning about keys that matched nothing.

@@ -3,6 +3,7 @@
 
 mod embedded;
 pub(crate) mod onnx_file;
+pub(crate) mod safetensors_file;
 mod source;
 
 pub use source::{MemoryFiles, ModelSource};

@@ -154,6 +154,88 @@ impl<'a> Wire<'a> {
     }
 }
 
+/// Appends a protobuf varint.
+fn put_varint(mut value: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Appends a length-delimited field.
+fn put_bytes(number: u64, payload: &[u8], out: &mut Vec<u8>) {
+    put_varint(number << 3 | 2, out);
+    put_varint(payload.len() as u64, out);
+    out.extend_from_slice(payload);
+}
+
+/// Calls `each(number, payload, whole field)` for every field of a message.
+fn for_each_field<'a>(
+    bytes: &'a [u8],
+    mut each: impl FnMut(u64, Option<&'a [u8]>, &'a [u8]) -> Parsed<()>,
+) -> Parsed<()> {
+    let mut wire = Wire::new(bytes, 0);
+    loop {
+        let start = wire.position;
+        let Some((number, field)) = wire.next()? else { return Ok(()) };
+        let payload = match field {
+            Field::Bytes(payload, _) => Some(payload),
+            _ => None,
+        };
+        each(number, payload, &bytes[start..wire.position])?;
+    }
+}
+
+/// The model with initializer `name` of the main graph replaced by `dims` and little-endian
+/// `raw` values (its type kept; external data, if any, dropped for the inline values). Used
+/// where a tensor changes size (an embedding table with rows added), which a patch in place
+/// cannot do.
+pub fn replace_initializer(model: &[u8], name: &str, dims: &[i64], raw: &[u8]) -> Parsed<Vec<u8>> {
+    let mut out = Vec::with_capacity(model.len() + raw.len());
+    let mut found = false;
+    for_each_field(model, |number, payload, whole| {
+        let (7, Some(graph)) = (number, payload) else {
+            out.extend_from_slice(whole);
+            return Ok(());
+        };
+        let mut new_graph = Vec::with_capacity(graph.len() + raw.len());
+        for_each_field(graph, |number, payload, whole| {
+            match (number, payload) {
+                (5, Some(tensor)) if !found && parse_tensor(tensor, 0)?.name == name => {
+                    found = true;
+                    let mut new_tensor = Vec::with_capacity(raw.len() + 64);
+                    for_each_field(tensor, |number, _, whole| {
+                        // dims, float_data, raw_data, external_data, data_location go.
+                        if !matches!(number, 1 | 4 | 9 | 13 | 14) {
+                            new_tensor.extend_from_slice(whole);
+                        }
+                        Ok(())
+                    })?;
+                    for &d in dims {
+                        put_varint(1 << 3, &mut new_tensor);
+                        put_varint(d as u64, &mut new_tensor);
+                    }
+                    put_bytes(9, raw, &mut new_tensor);
+                    put_bytes(5, &new_tensor, &mut new_graph);
+                }
+                _ => new_graph.extend_from_slice(whole),
+            }
+            Ok(())
+        })?;
+        put_bytes(7, &new_graph, &mut out);
+        Ok(())
+    })?;
+    match found {
+        true => Ok(out),
+        false => Err(ParseError(format!("the graph has no initializer {name:?}"))),
+    }
+}
+
 fn text(bytes: &[u8]) -> Parsed<String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| ParseError("a name is not valid UTF-8".into()))
 }
@@ -345,6 +427,20 @@ mod tests {
         assert_eq!(weight.element_type, Some(WeightType::F32));
         let TensorData::Inline(range) = &weight.data else { panic!("inline data expected") };
         assert_eq!(&model[range.clone()], raw.as_slice());
+    }
+
+    #[test]
+    fn an_initializer_can_grow() {
+        let (model, _) = model_with_weight(&[1.0, 2.0, 3.0, 4.0]);
+        let raw: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let grown = replace_initializer(&model, "w", &[3, 2], &raw).unwrap();
+        let graph = parse(&grown).unwrap();
+        assert_eq!(graph.nodes[0].name, "/layer/MatMul");
+        let weight = &graph.initializers[0];
+        assert_eq!((weight.name.as_str(), weight.dims.as_slice()), ("w", &[3i64, 2][..]));
+        let TensorData::Inline(range) = &weight.data else { panic!("inline data expected") };
+        assert_eq!(&grown[range.clone()], raw.as_slice());
+        assert!(replace_initializer(&model, "missing", &[1], &raw[..4]).is_err());
     }
 
     #[test]

@@ -21,7 +21,12 @@ pub(crate) struct TextStack {
 impl TextStack {
     /// Loads the model's pairs (`load` loads a component's graph) and checks that SDXL's
     /// encoders give what it reads.
-    pub fn load(info: &ModelInfo, load: &mut dyn FnMut(&str) -> Result<OnnxModel>) -> Result<Self> {
+    /// `added`: embedding words and the token ids of their vectors.
+    pub fn load(
+        info: &ModelInfo,
+        added: &[(String, Vec<i64>)],
+        load: &mut dyn FnMut(&str) -> Result<OnnxModel>,
+    ) -> Result<Self> {
         let mut encoders = Vec::with_capacity(info.text_encoders.len());
         for &(tokenizer, encoder) in &info.text_encoders {
             let eps = info
@@ -44,7 +49,9 @@ impl TextStack {
             if let Some(reason) = sdxl_problem {
                 return Err(Error::invalid_model(info.source.path_of(&format!("{encoder}/model.onnx")), reason));
             }
-            encoders.push((ClipTokenizer::from_files(&info.source.folder(tokenizer))?, text_encoder));
+            let mut tokenizer = ClipTokenizer::from_files(&info.source.folder(tokenizer))?;
+            tokenizer.add_words(added)?;
+            encoders.push((tokenizer, text_encoder));
         }
         Ok(TextStack { encoders, sdxl: info.family == ModelFamily::StableDiffusionXl })
     }

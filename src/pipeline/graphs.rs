@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::components::{Unet, UnetConfig, VaeDecoder, VaeEncoder};
 use super::conditioning::TextStack;
 use super::LoadOptions;
+use crate::embeddings::EmbeddingSet;
 use crate::error::{Error, Result};
 use crate::lora::{self, Component, GraphIndex, LoraSet};
 use crate::model::{ModelInfo, ModelSource};
@@ -26,16 +27,47 @@ pub(crate) struct Graphs {
     encoder: Option<VaeEncoder>,
     /// Time inside ONNX Runtime of graphs released since the last [`Graphs::take_run_times`].
     released: RunTimes,
-    /// LoRAs merged into the graphs (the ones loaded and the ones loaded next).
-    loras: Adapters,
+    /// LoRAs and embeddings in the graphs (the ones loaded and the ones loaded next).
+    adapters: Adapters,
 }
 
-/// The LoRA set the graphs carry, and the structure of the graphs it was placed in.
+/// The LoRAs and embeddings the graphs carry, and the structure of the graphs they were
+/// placed in.
 #[derive(Default)]
 struct Adapters {
-    set: LoraSet,
-    /// Read once per graph, on the first LoRA that updates it.
+    loras: LoraSet,
+    embeddings: EmbeddingSet,
+    /// Each embedding's token and the token table rows (ids) of its vectors.
+    tokens: Vec<(String, Vec<i64>)>,
+    /// Read once per graph, on the first LoRA or embedding that changes it.
     indexes: HashMap<Component, Arc<GraphIndex>>,
+}
+
+impl Adapters {
+    /// Reads the structure of `component`'s graph, once.
+    fn index(&mut self, info: &ModelInfo, component: Component) -> Result<()> {
+        let relative = format!("{}/model.onnx", component.folder());
+        if self.indexes.contains_key(&component) || !info.source.exists(&format!("{}/", component.folder())) {
+            return Ok(());
+        }
+        if !info.source.exists(&relative) {
+            return Err(Error::InvalidArgument(format!(
+                "LoRAs and embeddings need {relative} to change, and a model loaded from memory keeps only the \
+                 bytes of graphs it may load again"
+            )));
+        }
+        self.indexes.insert(component, Arc::new(GraphIndex::read(&info.source, component)?));
+        Ok(())
+    }
+}
+
+/// The model's text encoders, as LoRA components.
+fn text_components(info: &ModelInfo) -> Vec<Component> {
+    let component = |folder: &str| match folder {
+        "text_encoder_2" => Component::TextEncoder2,
+        _ => Component::TextEncoder,
+    };
+    info.text_encoders.iter().map(|&(_, encoder)| component(encoder)).collect()
 }
 
 /// Time inside ONNX Runtime, per graph.
@@ -56,7 +88,7 @@ impl Graphs {
         let keep = !options.low_memory;
         let none = Adapters::default();
         let mut load = |component: &str| load_graph(&info.source, component, options, &interrupt, &none, warn);
-        let text = TextStack::load(info, &mut load)?;
+        let text = TextStack::load(info, &[], &mut load)?;
         let text = keep.then_some(text);
         let unet = load_unet(info, &mut load)?;
         let decoder = VaeDecoder::new(load("vae_decoder")?)?;
@@ -68,35 +100,55 @@ impl Graphs {
             decoder: keep.then_some(decoder),
             encoder: None,
             released: RunTimes::default(),
-            loras: Adapters::default(),
+            adapters: Adapters::default(),
         })
     }
 
-    /// Makes `set` the LoRAs merged into the text encoders and the UNet. Graphs whose weights
-    /// change are released and load again, merged, when next used; the same set again costs
-    /// nothing, and the empty set gives the base model's weights exactly.
-    pub fn use_loras(&mut self, info: &ModelInfo, set: &LoraSet) -> Result<()> {
-        if set.same_as(&self.loras.set) {
+    /// Makes `loras` the LoRAs merged into the text encoders and the UNet, and `embeddings`
+    /// the words added to the text encoders. Graphs that change are released and load again,
+    /// changed, when next used; the same sets again cost nothing, and empty sets give the base
+    /// model's weights exactly.
+    pub fn use_adapters(&mut self, info: &ModelInfo, loras: &LoraSet, embeddings: &EmbeddingSet) -> Result<()> {
+        let same_loras = loras.same_as(&self.adapters.loras);
+        let same_embeddings = embeddings.same_as(&self.adapters.embeddings);
+        if same_loras && same_embeddings {
             return Ok(());
         }
-        for component in set.components() {
-            let relative = format!("{}/model.onnx", component.folder());
-            if self.loras.indexes.contains_key(&component) || !info.source.exists(&format!("{}/", component.folder())) {
-                continue;
+        let texts = text_components(info);
+        let mut changed = Vec::new();
+        if !same_loras {
+            for component in loras.components() {
+                self.adapters.index(info, component)?;
             }
-            if !info.source.exists(&relative) {
-                return Err(Error::InvalidArgument(format!(
-                    "LoRAs need {relative} to merge into, and a model loaded from memory keeps only the bytes \
-                     of graphs it may load again"
-                )));
+            for warning in lora::check_set(loras, &self.adapters.indexes)? {
+                crate::log::warn(&warning);
             }
-            self.loras.indexes.insert(component, Arc::new(GraphIndex::read(&info.source, component)?));
+            changed.extend(loras.components());
+            changed.extend(self.adapters.loras.components());
         }
-        for warning in lora::check_set(set, &self.loras.indexes)? {
-            crate::log::warn(&warning);
+        let mut tokens = self.adapters.tokens.clone();
+        if !same_embeddings {
+            tokens = Vec::new();
+            if !embeddings.is_empty() {
+                let mut first_id = None;
+                for &component in &texts {
+                    self.adapters.index(info, component)?;
+                    let index = &self.adapters.indexes[&component];
+                    let path = info.source.path_of(&format!("{}/model.onnx", component.folder()));
+                    let (rows, width) = index
+                        .token_table_shape()
+                        .ok_or_else(|| Error::invalid_model(&path, "no token embedding table to add embeddings to"))?;
+                    if *first_id.get_or_insert(rows) != rows {
+                        return Err(Error::invalid_model(&path, "the text encoders' token tables differ in size"));
+                    }
+                    for embedding in embeddings.entries() {
+                        embedding.rows_for(component, width)?;
+                    }
+                }
+                tokens = embeddings.token_ids(first_id.unwrap_or(0) as i64);
+            }
+            changed.extend(texts.iter().copied());
         }
-        let mut changed = set.components();
-        changed.extend(self.loras.set.components());
         if changed.iter().any(|c| matches!(c, Component::TextEncoder | Component::TextEncoder2)) {
             self.release_text();
         }
@@ -105,7 +157,9 @@ impl Graphs {
                 self.released.unet += unet.take_run_time();
             }
         }
-        self.loras.set = set.clone();
+        self.adapters.loras = loras.clone();
+        self.adapters.embeddings = embeddings.clone();
+        self.adapters.tokens = tokens;
         Ok(())
     }
 
@@ -115,8 +169,9 @@ impl Graphs {
 
     pub fn text(&mut self, info: &ModelInfo) -> Result<&mut TextStack> {
         if self.text.is_none() {
-            let (options, interrupt, loras) = (&self.options, &self.interrupt, &self.loras);
-            let stack = TextStack::load(info, &mut |c: &str| reload_graph(info, c, options, interrupt, loras))?;
+            let (options, interrupt, adapters) = (&self.options, &self.interrupt, &self.adapters);
+            let mut load = |c: &str| reload_graph(info, c, options, interrupt, adapters);
+            let stack = TextStack::load(info, &adapters.tokens, &mut load)?;
             self.text = Some(stack);
         }
         Ok(self.text.as_mut().expect("loaded above"))
@@ -124,15 +179,15 @@ impl Graphs {
 
     pub fn unet(&mut self, info: &ModelInfo) -> Result<&mut Unet> {
         if self.unet.is_none() {
-            let (options, interrupt, loras) = (&self.options, &self.interrupt, &self.loras);
-            self.unet = Some(load_unet(info, &mut |c: &str| reload_graph(info, c, options, interrupt, loras))?);
+            let (options, interrupt, adapters) = (&self.options, &self.interrupt, &self.adapters);
+            self.unet = Some(load_unet(info, &mut |c: &str| reload_graph(info, c, options, interrupt, adapters))?);
         }
         Ok(self.unet.as_mut().expect("loaded above"))
     }
 
     pub fn decoder(&mut self, info: &ModelInfo) -> Result<&mut VaeDecoder> {
         if self.decoder.is_none() {
-            let graph = reload_graph(info, "vae_decoder", &self.options, &self.interrupt, &self.loras)?;
+            let graph = reload_graph(info, "vae_decoder", &self.options, &self.interrupt, &self.adapters)?;
             self.decoder = Some(VaeDecoder::new(graph)?);
         }
         Ok(self.decoder.as_mut().expect("loaded above"))
@@ -147,7 +202,7 @@ impl Graphs {
                     info.source.path_of("vae_encoder").display()
                 )));
             }
-            let graph = reload_graph(info, "vae_encoder", &self.options, &self.interrupt, &self.loras)?;
+            let graph = reload_graph(info, "vae_encoder", &self.options, &self.interrupt, &self.adapters)?;
             self.encoder = Some(VaeEncoder::new(graph)?);
         }
         Ok(self.encoder.as_mut().expect("loaded above"))
@@ -242,19 +297,19 @@ fn reload_graph(
     component: &str,
     options: &LoadOptions,
     interrupt: &Arc<Interrupt>,
-    loras: &Adapters,
+    adapters: &Adapters,
 ) -> Result<OnnxModel> {
-    load_graph(&info.source, component, options, interrupt, loras, &mut |message| crate::log::warn(&message))
+    load_graph(&info.source, component, options, interrupt, adapters, &mut |message| crate::log::warn(&message))
 }
 
 /// Loads `component/model.onnx` of a model, from its directory, the embedded bytes or memory,
-/// with the LoRAs of `loras` merged into its weights.
+/// with the LoRAs of `adapters` merged into its weights and its embeddings' rows added.
 fn load_graph(
     source: &ModelSource,
     component: &str,
     options: &LoadOptions,
     interrupt: &Arc<Interrupt>,
-    loras: &Adapters,
+    adapters: &Adapters,
     warn: &mut dyn FnMut(String),
 ) -> Result<OnnxModel> {
     let relative = format!("{component}/model.onnx");
@@ -265,14 +320,28 @@ fn load_graph(
     let adapted = [Component::Unet, Component::TextEncoder, Component::TextEncoder2]
         .into_iter()
         .find(|c| c.folder() == component)
-        .and_then(|c| Some((c, loras.indexes.get(&c)?)));
+        .and_then(|c| Some((c, adapters.indexes.get(&c)?)));
     if let Some((component, index)) = adapted {
-        if let Some(patched) = lora::patch_graph(source, component, index, &loras.set)? {
+        let patched = lora::patch_graph(source, component, index, &adapters.loras)?;
+        let embeddings = adapters.embeddings.entries();
+        if patched.is_some() || (component != Component::Unet && !embeddings.is_empty()) {
+            let (mut bytes, replaced) = match patched {
+                Some(patched) => (patched.bytes, patched.replaced),
+                None => (source.read(&relative)?.into_owned(), Vec::new()),
+            };
+            if component != Component::Unet && !embeddings.is_empty() {
+                let width = index.token_table_shape().map_or(0, |(_, width)| width);
+                let mut rows = Vec::new();
+                for embedding in embeddings {
+                    rows.extend_from_slice(embedding.rows_for(component, width)?);
+                }
+                bytes = index.append_token_rows(source, component, &bytes, &rows)?;
+            }
             let folder = match source {
                 ModelSource::Directory(_) => path.parent(),
                 _ => None,
             };
-            return load(GraphData { bytes: Some(&patched.bytes), folder, replaced: patched.replaced }, warn);
+            return load(GraphData { bytes: Some(&bytes), folder, replaced }, warn);
         }
     }
     match source {

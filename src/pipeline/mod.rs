@@ -275,7 +275,7 @@ impl Pipeline {
         // A cancel aimed at an earlier call must not end this one.
         self.cancel.reset();
         let started = Instant::now();
-        let untagged = self.use_loras(params)?;
+        let untagged = self.use_adapters(params)?;
         let params = untagged.as_ref().unwrap_or(params);
         self.graphs.take_run_times();
         let (width, height) = self.resolve_size(params)?;
@@ -410,9 +410,10 @@ impl Pipeline {
         Ok(decoded)
     }
 
-    /// Merges the call's LoRAs (its set and its prompt's `<lora:...>` tags) into the graphs.
+    /// Merges the call's LoRAs (its set and its prompt's `<lora:...>` tags) into the graphs
+    /// and adds its embeddings.
     /// Returns the parameters with the tags taken out of the prompt, when it had any.
-    fn use_loras(&mut self, params: &GenerateParams) -> Result<Option<GenerateParams>> {
+    fn use_adapters(&mut self, params: &GenerateParams) -> Result<Option<GenerateParams>> {
         let mut entries = params.loras.entries().to_vec();
         let mut untagged = None;
         if params.prompt_syntax == PromptSyntax::Weighted && params.prompt.contains("<lora:") {
@@ -426,7 +427,7 @@ impl Pipeline {
             }
             untagged = Some(GenerateParams { prompt, ..params.clone() });
         }
-        self.graphs.use_loras(&self.info, &LoraSet::new(entries)?)?;
+        self.graphs.use_adapters(&self.info, &LoraSet::new(entries)?, &params.embeddings)?;
         Ok(untagged)
     }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::preview::PreviewOptions;
+use crate::embeddings::EmbeddingSet;
 use crate::image::Image;
 use crate::lora::LoraSet;
 use crate::rng::RngKind;
@@ -110,6 +111,10 @@ pub struct GenerateParams {
     /// (with [`PromptSyntax::Weighted`]; the tags are taken out of the prompt). A prompt with
     /// tags and no folder is an error.
     pub lora_dir: Option<PathBuf>,
+    /// Textual-inversion embeddings: each one's word in a prompt stands for its vectors
+    /// (weighted like any word). A set other than the previous call's reloads the text
+    /// encoders; the same set again costs nothing.
+    pub embeddings: EmbeddingSet,
 }
 
 impl Default for GenerateParams {
@@ -137,6 +142,7 @@ impl Default for GenerateParams {
             preview: None,
             loras: LoraSet::default(),
             lora_dir: None,
+            embeddings: EmbeddingSet::default(),
         }
     }
 }

@@ -35,15 +35,18 @@ pub struct ClipTokenizer {
     added_pattern: Option<Regex>,
     /// Added tokens (special ones included) and their ids.
     added: HashMap<String, i64>,
+    /// Words that stand for several ids (textual-inversion embeddings), matched like added
+    /// tokens.
+    words: HashMap<String, Vec<i64>>,
     bos: i64,
     eos: i64,
     pad: i64,
     max_length: usize,
 }
 
-/// A piece of the raw prompt: an added token, or text between added tokens.
+/// A piece of the raw prompt: an added token's or word's ids, or text between them.
 enum Piece<'a> {
-    Added(i64),
+    Ids(&'a [i64]),
     Text(&'a str),
 }
 
@@ -96,11 +99,25 @@ impl ClipTokenizer {
             added_pattern: added_pattern(added.keys())
                 .map_err(|e| Error::invalid_model(&config, format!("added tokens: {e}")))?,
             added,
+            words: HashMap::new(),
             bos,
             eos,
             pad,
             max_length: files.max_length,
         })
+    }
+
+    /// Adds words that stand for given ids (textual-inversion embeddings: `word` becomes the
+    /// ids of its vectors, as diffusers' `load_textual_inversion` makes the tokenizer do).
+    /// Matched in the raw prompt like added tokens, longest first.
+    pub fn add_words(&mut self, words: &[(String, Vec<i64>)]) -> Result<()> {
+        if words.is_empty() {
+            return Ok(());
+        }
+        self.words.extend(words.iter().cloned());
+        self.added_pattern = added_pattern(self.added.keys().chain(self.words.keys()))
+            .map_err(|e| Error::InvalidArgument(format!("embedding words: {e}")))?;
+        Ok(())
     }
 
     /// BOS + BPE ids (truncated so the total is `max_length`) + EOS, then padded to
@@ -150,7 +167,7 @@ impl ClipTokenizer {
         let end = out.len().saturating_add(limit);
         for piece in self.split_added(text) {
             match piece {
-                Piece::Added(id) => out.push(id),
+                Piece::Ids(ids) => out.extend_from_slice(ids),
                 Piece::Text(text) => {
                     let cleaned = cleanup::clip_clean(text);
                     for word in clip::words(&cleaned) {
@@ -173,15 +190,21 @@ impl ClipTokenizer {
 
     /// transformers' `tokenize()` before `_tokenize`: cut added tokens out of the raw text
     /// (leftmost, longest first). Each text piece is cleaned on its own afterwards.
-    fn split_added<'a>(&self, text: &'a str) -> Vec<Piece<'a>> {
+    fn split_added<'a>(&'a self, text: &'a str) -> Vec<Piece<'a>> {
         let mut pieces = Vec::new();
         let mut last = 0;
         for m in self.added_pattern.iter().flat_map(|re| re.find_iter(text)) {
-            let Some(&id) = self.added.get(m.as_str()) else { continue };
+            let ids = match self.words.get(m.as_str()) {
+                Some(ids) => ids.as_slice(),
+                None => match self.added.get(m.as_str()) {
+                    Some(id) => std::slice::from_ref(id),
+                    None => continue,
+                },
+            };
             if m.start() > last {
                 pieces.push(Piece::Text(&text[last..m.start()]));
             }
-            pieces.push(Piece::Added(id));
+            pieces.push(Piece::Ids(ids));
             last = m.end();
         }
         if last < text.len() {
