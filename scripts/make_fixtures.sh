@@ -6,7 +6,7 @@
 # tiny-sdxl-inpaint, tiny-sdxl-refiner) and the SD 2.x-style and SD-Turbo-style, image-to-image, inpainting, LCM,
 # SDXL and every-sampler end-to-end references (sd2_style_refs.py, img2img_refs.py,
 # inpaint_refs.py, lcm_refs.py, sdxl_refs.py, sampler_pipeline_refs.py), and the LoRA files and
-# references (lora_refs.py).
+# references (lora_refs.py, lora_sdxl_refs.py).
 # CPU only, offline (no Hugging Face hub), deterministic: a rerun gives identical files.
 #
 # Usage: scripts/make_fixtures.sh [ARGS for make_tiny_sd.py]
@@ -57,4 +57,5 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 "$python" "$root/scripts/fixtures/lcm_refs.py" --repo-root "$root"
 "$python" "$root/scripts/fixtures/sdxl_refs.py" --repo-root "$root"
 "$python" "$root/scripts/fixtures/lora_refs.py" --repo-root "$root"
+"$python" "$root/scripts/fixtures/lora_sdxl_refs.py" --repo-root "$root"
 exec "$python" "$root/scripts/fixtures/sampler_pipeline_refs.py" --repo-root "$root"

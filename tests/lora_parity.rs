@@ -303,3 +303,34 @@ fn the_c_abi_takes_lora_handles_and_tags() {
     assert!(common::c_api::last_error().contains("safetensors"), "{}", common::c_api::last_error());
     assert!(image.is_null());
 }
+
+#[test]
+fn sdxl_loras_and_embeddings_match_diffusers() {
+    let doc = read_json("reference/lora_sdxl.json");
+    let mut pipeline = Pipeline::load_dir(fixtures().join("tiny-sdxl"), &load_options()).unwrap();
+    let mut failures = Vec::new();
+    for case in doc["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let entries = case["loras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (Lora::load(lora_path(l["file"].as_str().unwrap())).unwrap(), l["strength"].as_f64().unwrap() as f32)
+            })
+            .collect();
+        let params = GenerateParams {
+            loras: LoraSet::new(entries).unwrap(),
+            embeddings: embeddings(case),
+            scheduler: Some(SchedulerKind::EulerDiscrete),
+            ..params(&doc, case)
+        };
+        let got = image(&mut pipeline, &params).unwrap();
+        let error = max_abs_diff(&got, &floats(&case["image"]));
+        eprintln!("{name}: max |diff| {error:.2e}");
+        if error > IMAGE_TOLERANCE {
+            failures.push(format!("{name}: {error}"));
+        }
+    }
+    assert!(failures.is_empty(), "out of tolerance: {failures:?}");
+}
