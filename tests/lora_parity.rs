@@ -10,7 +10,7 @@ mod common;
 use common::{copy_dir, fixtures, floats, load_options, max_abs_diff, read_json, tiny_model, TempDir};
 use sdrt::embeddings::{Embedding, EmbeddingSet};
 use sdrt::lora::{Lora, LoraSet};
-use sdrt::{Error, GenerateParams, Pipeline, RngKind, SchedulerKind};
+use sdrt::{Error, GenerateParams, Pipeline, PromptSyntax, RngKind, SchedulerKind};
 use serde_json::Value;
 
 /// torch modules (LoRA layers unmerged) vs the merged ONNX export, as the other end-to-end
@@ -38,6 +38,14 @@ fn params(doc: &Value, case: &Value) -> GenerateParams {
 
 fn image(pipeline: &mut Pipeline, params: &GenerateParams) -> sdrt::Result<Vec<f32>> {
     Ok(pipeline.generate_float(params, &mut |_| true)?.data)
+}
+
+/// The message of a generation that must fail.
+fn refusal(pipeline: &mut Pipeline, params: &GenerateParams) -> String {
+    match image(pipeline, params) {
+        Ok(_) => panic!("accepted: {:?} {:?}", params.loras, params.embeddings),
+        Err(e) => e.to_string(),
+    }
 }
 
 /// The case's embeddings, as diffusers loaded them.
@@ -108,10 +116,10 @@ fn prompt_tags_load_loras_from_the_folder() {
     assert!(error <= IMAGE_TOLERANCE, "tagged prompt: max |diff| {error}");
 
     let missing = GenerateParams { prompt: "a cat <lora:no_such_lora:1>".into(), ..tagged.clone() };
-    let message = image(&mut pipeline, &missing).unwrap_err().to_string();
+    let message = refusal(&mut pipeline, &missing);
     assert!(message.contains("no_such_lora"), "{message}");
     let no_folder = GenerateParams { lora_dir: None, ..tagged };
-    let message = image(&mut pipeline, &no_folder).unwrap_err().to_string();
+    let message = refusal(&mut pipeline, &no_folder);
     assert!(message.contains("no LoRA folder"), "{message}");
 }
 
@@ -333,4 +341,71 @@ fn sdxl_loras_and_embeddings_match_diffusers() {
         }
     }
     assert!(failures.is_empty(), "out of tolerance: {failures:?}");
+}
+
+#[test]
+fn embeddings_that_do_not_fit_are_refused_and_weighting_reaches_them() {
+    let doc = read_json("reference/lora.json");
+    let case = doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == "embeddings").unwrap().clone();
+    let dir = TempDir::new("embedding-bad");
+    let emb = |name: &str| fixtures().join("embeddings").join(format!("{name}.safetensors"));
+
+    // A PyTorch pickle is refused before anything is unpickled.
+    let pickle = dir.0.join("pickled.pt");
+    std::fs::write(&pickle, b"PK\x03\x04 a torch.save archive").unwrap();
+    let message = Embedding::load(&pickle, None).unwrap_err().to_string();
+    assert!(message.contains("pickle"), "{message}");
+    // Not an embedding: a LoRA file.
+    let message = Embedding::load(lora_path("sd15_unet"), None).unwrap_err().to_string();
+    assert!(message.contains("not a textual-inversion embedding"), "{message}");
+    // Token rules: one word, and no two embeddings with one token.
+    assert!(Embedding::load(emb("sdrtcat"), Some("two words")).is_err());
+    let cat = Embedding::load(emb("sdrtcat"), None).unwrap();
+    assert_eq!((cat.token(), cat.vector_count()), ("sdrtcat", 2));
+    assert_eq!(Embedding::load(emb("learned_embeds"), None).unwrap().token(), "<sdrt-toy>");
+    assert!(EmbeddingSet::new(vec![cat.clone(), Embedding::load(emb("sdrtcat"), None).unwrap()]).is_err());
+
+    // An SDXL embedding on SD 1.x, an SD 1.x one on SDXL: refused with the reason.
+    let mut sd15 = Pipeline::load_dir(tiny_model("diffusers"), &load_options()).unwrap();
+    let xl = Embedding::load(emb("sdrtdog_xl"), Some("sdrtdog")).unwrap();
+    let wrong = GenerateParams { embeddings: EmbeddingSet::new(vec![xl]).unwrap(), ..params(&doc, &case) };
+    let message = refusal(&mut sd15, &wrong);
+    assert!(message.contains("made for another model architecture"), "{message}");
+    let mut sdxl = Pipeline::load_dir(fixtures().join("tiny-sdxl"), &load_options()).unwrap();
+    let on_sdxl = GenerateParams { embeddings: EmbeddingSet::new(vec![cat.clone()]).unwrap(), ..params(&doc, &case) };
+    let message = refusal(&mut sdxl, &on_sdxl);
+    assert!(message.contains("text_encoder_2"), "{message}");
+
+    // AUTOMATIC1111's emphasis reaches the embedding's vectors like any word's.
+    sd15.set_adapters(&LoraSet::default(), &EmbeddingSet::new(vec![cat]).unwrap()).unwrap();
+    let a = sd15.text_embeddings("a sdrtcat", PromptSyntax::Weighted, 0).unwrap();
+    let b = sd15.text_embeddings("a (sdrtcat:1.3)", PromptSyntax::Weighted, 0).unwrap();
+    // Token 0 is BOS, 1 is "a", 2 and 3 the embedding's two vectors: those are scaled by 1.3,
+    // then everything by the factor that restores the mean (AUTOMATIC1111's emphasis).
+    let hidden = a.hidden;
+    let restore = b.data[0] / a.data[0];
+    for (i, (x, y)) in a.data[..6 * hidden].iter().zip(&b.data).enumerate() {
+        let weight = if (2 * hidden..4 * hidden).contains(&i) { 1.3 } else { 1.0 };
+        assert!((y - x * weight * restore).abs() <= 1e-4 * (1.0 + x.abs()), "value {i}: {x} -> {y}");
+    }
+}
+
+#[test]
+fn low_memory_pipelines_keep_their_loras() {
+    let doc = read_json("reference/lora.json");
+    let case = doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == "embedding_and_lora").unwrap().clone();
+    let lora = Lora::load(lora_path("sd15_both_kohya")).unwrap();
+    let options = sdrt::LoadOptions { low_memory: true, ..load_options() };
+    let mut pipeline = Pipeline::load_dir(tiny_model("diffusers"), &options).unwrap();
+    let params = GenerateParams {
+        loras: LoraSet::new(vec![(lora, 0.8)]).unwrap(),
+        embeddings: embeddings(&case),
+        ..params(&doc, &case)
+    };
+    // Text encoders reloaded for every generation, and a trim that drops the UNet too.
+    for round in 0..2 {
+        let error = max_abs_diff(&image(&mut pipeline, &params).unwrap(), &floats(&case["image"]));
+        assert!(error <= IMAGE_TOLERANCE, "round {round}: max |diff| {error}");
+        pipeline.trim();
+    }
 }

@@ -70,11 +70,17 @@ impl Embedding {
         }
     }
 
-    /// The rows for a text encoder whose token table is `width` wide: SDXL files give
-    /// `clip_l` to `text_encoder` and `clip_g` to `text_encoder_2`.
-    pub(crate) fn rows_for(&self, component: Component, width: usize) -> Result<&[f32]> {
+    /// The rows for a text encoder whose token table is `width` wide, in a model with
+    /// `encoders` text encoders: SDXL files give `clip_l` to `text_encoder` and `clip_g` to
+    /// `text_encoder_2`, and fit only SDXL models.
+    pub(crate) fn rows_for(&self, component: Component, encoders: usize, width: usize) -> Result<&[f32]> {
         let chosen = match (&self.inner.vectors, component) {
             (Vectors::Sdxl { clip_g, .. }, Component::TextEncoder2) => clip_g,
+            (Vectors::Sdxl { .. }, _) if encoders < 2 => {
+                return Err(
+                    self.wrong_model("it is an SDXL embedding (clip_l and clip_g), the model has one text encoder")
+                )
+            }
             (Vectors::Sdxl { clip_l, .. }, _) | (Vectors::One(clip_l), _) => clip_l,
         };
         if chosen.shape[1] != width {

@@ -39,6 +39,8 @@ struct Adapters {
     embeddings: EmbeddingSet,
     /// Each embedding's token and the token table rows (ids) of its vectors.
     tokens: Vec<(String, Vec<i64>)>,
+    /// The model's text encoders (SDXL: 2).
+    encoders: usize,
     /// Read once per graph, on the first LoRA or embedding that changes it.
     indexes: HashMap<Component, Arc<GraphIndex>>,
 }
@@ -142,7 +144,7 @@ impl Graphs {
                         return Err(Error::invalid_model(&path, "the text encoders' token tables differ in size"));
                     }
                     for embedding in embeddings.entries() {
-                        embedding.rows_for(component, width)?;
+                        embedding.rows_for(component, texts.len(), width)?;
                     }
                 }
                 tokens = embeddings.token_ids(first_id.unwrap_or(0) as i64);
@@ -160,6 +162,7 @@ impl Graphs {
         self.adapters.loras = loras.clone();
         self.adapters.embeddings = embeddings.clone();
         self.adapters.tokens = tokens;
+        self.adapters.encoders = texts.len();
         Ok(())
     }
 
@@ -333,7 +336,7 @@ fn load_graph(
                 let width = index.token_table_shape().map_or(0, |(_, width)| width);
                 let mut rows = Vec::new();
                 for embedding in embeddings {
-                    rows.extend_from_slice(embedding.rows_for(component, width)?);
+                    rows.extend_from_slice(embedding.rows_for(component, adapters.encoders, width)?);
                 }
                 bytes = index.append_token_rows(source, component, &bytes, &rows)?;
             }

@@ -28,6 +28,7 @@ use preview::LatentToRgb;
 use start::SourceImage;
 use unet_input::{InpaintInputs, UnetInput};
 
+use crate::embeddings::EmbeddingSet;
 use crate::error::{Error, Result};
 use crate::guidance;
 use crate::image::Image;
@@ -193,6 +194,14 @@ impl Pipeline {
     /// The sampler named by the model's scheduler_config.json (PNDM when it names none sdrt runs).
     pub fn default_scheduler(&self) -> SchedulerKind {
         self.default_scheduler
+    }
+
+    /// Merges `loras` and adds `embeddings` now, as a generation with these sets would first
+    /// do (about one model load when they change, nothing when they do not): the next
+    /// generation with the same sets starts at once, and [`Pipeline::text_embeddings`] reads
+    /// prompts with them.
+    pub fn set_adapters(&mut self, loras: &LoraSet, embeddings: &EmbeddingSet) -> Result<()> {
+        self.graphs.use_adapters(&self.info, loras, embeddings)
     }
 
     /// The text encoder states the UNet would attend to for `prompt`: [tokens, hidden] row-major,
