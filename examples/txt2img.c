@@ -15,8 +15,9 @@
 
 /* The most images one sdrt call makes (sdrt_generate_params.batch_size). */
 #define MAX_BATCH 64
-/* The most --lora flags taken. */
+/* The most --lora and --embedding flags taken. */
 #define MAX_LORAS 16
+#define MAX_EMBEDDINGS 16
 
 static void usage(FILE *to) {
     fprintf(to,
@@ -59,6 +60,9 @@ static void usage(FILE *to) {
             "                          at STRENGTH (default 1); repeatable\n"
             "  --lora-dir DIR          where <lora:NAME:STRENGTH> tags in the prompt find\n"
             "                          NAME.safetensors\n"
+            "  --embedding FILE[:TOKEN] a textual-inversion embedding (.safetensors); TOKEN\n"
+            "                          (default: the file's token or name) stands for it in\n"
+            "                          prompts; repeatable\n"
             "  --low-memory            keep only the UNet loaded between uses (text encoders and\n"
             "                          VAE are loaded for their part of the work)\n"
             "  --quiet                 no progress bar\n");
@@ -118,12 +122,30 @@ static int parse_lora(const char *text, char *path, size_t path_size, float *str
     return 1;
 }
 
+/* "FILE:TOKEN" or "FILE": the token is what follows the last ':' when it is not a path. */
+static int parse_embedding(const char *text, char *path, size_t path_size, const char **token) {
+    const char *colon = strrchr(text, ':');
+    size_t length = strlen(text);
+    *token = NULL;
+    if (colon && colon != text && colon[1] != '\0' && !strchr(colon, '/') && !strchr(colon, '\\')) {
+        *token = colon + 1;
+        length = (size_t)(colon - text);
+    }
+    if (length == 0 || length >= path_size) {
+        fprintf(stderr, "txt2img: --embedding expects FILE or FILE:TOKEN, got \"%s\"\n", text);
+        return 0;
+    }
+    memcpy(path, text, length);
+    path[length] = '\0';
+    return 1;
+}
+
 int main(int argc, char **argv) {
     const char *model = NULL, *output = "txt2img.png", *scheduler_name = NULL, *rng_name = NULL;
     const char *init_image_path = NULL;
     const char *mask_path = NULL;
-    const char *lora_args[MAX_LORAS];
-    size_t lora_count = 0;
+    const char *lora_args[MAX_LORAS], *embedding_args[MAX_EMBEDDINGS];
+    size_t lora_count = 0, embedding_count = 0;
     int quiet = 0, steps_given = 0, guidance_given = 0;
     unsigned long long batch_count = 1;
     sdrt_generate_params params;
@@ -223,6 +245,12 @@ int main(int argc, char **argv) {
                 return 2;
             }
             lora_args[lora_count++] = value;
+        } else if (!strcmp(flag, "--embedding")) {
+            if (embedding_count == MAX_EMBEDDINGS) {
+                fprintf(stderr, "txt2img: at most %d --embedding flags\n", MAX_EMBEDDINGS);
+                return 2;
+            }
+            embedding_args[embedding_count++] = value;
         } else if (!strcmp(flag, "--lora-dir")) {
             params.lora_dir = value;
         } else if (!strcmp(flag, "--seed")) {
@@ -249,6 +277,7 @@ int main(int argc, char **argv) {
     int exit_code = 1;
     sdrt_image *init_image = NULL, *mask = NULL;
     sdrt_lora *loras[MAX_LORAS] = {NULL};
+    sdrt_embedding *embeddings[MAX_EMBEDDINGS] = {NULL};
     float strengths[MAX_LORAS];
     sdrt_pipeline *pipeline = NULL;
     sdrt_status status = SDRT_STATUS_OK;
@@ -276,6 +305,20 @@ int main(int argc, char **argv) {
     params.loras = (const sdrt_lora *const *)loras;
     params.lora_strengths = strengths;
     params.lora_count = lora_count;
+    for (size_t i = 0; i < embedding_count; i++) {
+        char path[4096];
+        const char *token = NULL;
+        if (!parse_embedding(embedding_args[i], path, sizeof path, &token)) {
+            exit_code = 2;
+            goto done;
+        }
+        if ((status = sdrt_embedding_load(path, token, &embeddings[i])) != SDRT_STATUS_OK) {
+            exit_code = fail("--embedding", status);
+            goto done;
+        }
+    }
+    params.embeddings = (const sdrt_embedding *const *)embeddings;
+    params.embedding_count = embedding_count;
 
     if ((status = sdrt_pipeline_load(model, &options, &pipeline)) != SDRT_STATUS_OK) {
         exit_code = fail("loading the model", status);
@@ -332,5 +375,6 @@ done:
     sdrt_image_free(init_image);
     sdrt_image_free(mask);
     for (size_t i = 0; i < lora_count; i++) sdrt_lora_free(loras[i]);
+    for (size_t i = 0; i < embedding_count; i++) sdrt_embedding_free(embeddings[i]);
     return exit_code;
 }

@@ -60,6 +60,14 @@
 #define SDRT_WAIT_FOREVER UINT32_MAX
 
 /**
+ * A textual-inversion embedding read and checked (`.safetensors`: AUTOMATIC1111's
+ * `emb_params`, diffusers' one-token files, SDXL's `clip_l`/`clip_g`): a word whose vectors
+ * come from the file. Never changed after it is made; any pipeline and thread may use it.
+ * Free with `sdrt_embedding_free`.
+ */
+typedef struct sdrt_embedding sdrt_embedding;
+
+/**
  * An 8-bit RGB image, made by sdrt or from the caller's pixels. Free with `sdrt_image_free`.
  */
 typedef struct sdrt_image sdrt_image;
@@ -332,6 +340,17 @@ typedef struct sdrt_generate_params {
    * NULL: a prompt with such a tag fails with `SDRT_STATUS_INVALID_ARGUMENT`.
    */
   const char *lora_dir;
+  /**
+   * Textual-inversion embeddings for this generation: `embedding_count` handles from
+   * `sdrt_embedding_load` (NULL when 0), each one's word standing for its vectors in both
+   * prompts. Kept by the call as `loras` are; a set other than the previous generation's
+   * reloads the text encoders.
+   */
+  const struct sdrt_embedding *const *embeddings;
+  /**
+   * Entries in `embeddings` (at most 64).
+   */
+  size_t embedding_count;
 } sdrt_generate_params;
 
 /**
@@ -787,6 +806,62 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * Reads a LoRA file at `path` (UTF-8). Its name (for `<lora:NAME>` and messages) is the file
+ * name without extension. On success `*out` receives a handle the caller frees with
+ * `sdrt_lora_free`. Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`,
+ * `SDRT_STATUS_INVALID_UTF8`, `SDRT_STATUS_IO` (missing file), `SDRT_STATUS_INVALID_MODEL`
+ * (not a LoRA file, truncated, malformed, DoRA/LoHa/LoKr). Any thread; blocks on the file.
+ */
+SDRT_API sdrt_status sdrt_lora_load(const char *path, struct sdrt_lora **out);
+
+/**
+ * Reads a LoRA from `len` bytes of a `.safetensors` file at `bytes`, copied during the call;
+ * `name` (UTF-8) names it in messages. As `sdrt_lora_load` otherwise.
+ */
+SDRT_API sdrt_status sdrt_lora_load_from_memory(const char *name, const uint8_t *bytes, size_t len, struct sdrt_lora **out);
+
+/**
+ * The LoRA's name, UTF-8, owned by the handle (valid until `sdrt_lora_free`); NULL for NULL.
+ * Any thread.
+ */
+SDRT_API const char *sdrt_lora_name(const struct sdrt_lora *lora);
+
+/**
+ * Frees a LoRA handle. Generations that use it keep their own reference, so it may be freed
+ * as soon as `sdrt_pipeline_generate` or `sdrt_pipeline_submit` returns. NULL is a no-op.
+ */
+SDRT_API void sdrt_lora_free(struct sdrt_lora *lora);
+
+/**
+ * Reads an embedding file at `path` (UTF-8). Its word in prompts is `token` (UTF-8, one word)
+ * when not NULL, else the token a diffusers file names, else the file name without extension
+ * (as AUTOMATIC1111). On success `*out` receives a handle the caller frees with
+ * `sdrt_embedding_free`. Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`,
+ * `SDRT_STATUS_INVALID_UTF8`, `SDRT_STATUS_IO`, `SDRT_STATUS_INVALID_MODEL` (not an embedding;
+ * PyTorch `.pt`/`.bin` pickles are refused, since reading them can run code),
+ * `SDRT_STATUS_INVALID_ARGUMENT` (a token with spaces). Any thread; blocks on the file.
+ */
+SDRT_API sdrt_status sdrt_embedding_load(const char *path, const char *token, struct sdrt_embedding **out);
+
+/**
+ * Reads an embedding from `len` bytes of a `.safetensors` file at `bytes`, copied during the
+ * call; `name` (UTF-8) stands for the file name. As `sdrt_embedding_load` otherwise.
+ */
+SDRT_API sdrt_status sdrt_embedding_load_from_memory(const char *name, const uint8_t *bytes, size_t len, const char *token, struct sdrt_embedding **out);
+
+/**
+ * The embedding's word, UTF-8, owned by the handle (valid until `sdrt_embedding_free`); NULL
+ * for NULL. Any thread.
+ */
+SDRT_API const char *sdrt_embedding_token(const struct sdrt_embedding *embedding);
+
+/**
+ * Frees an embedding handle; generations that use it keep their own reference, so it may be
+ * freed once `sdrt_pipeline_generate` or `sdrt_pipeline_submit` returns. NULL is a no-op.
+ */
+SDRT_API void sdrt_embedding_free(struct sdrt_embedding *embedding);
+
+/**
  * Looks up a random number generator by name (`numpy`, `torch` or `philox`, any case; also
  * `cuda`, `torch_cuda` and `nv` for `philox`). On success
  * writes the `SDRT_RNG_*` value to `*out`. Statuses: `SDRT_STATUS_OK`,
@@ -1014,33 +1089,6 @@ SDRT_API void sdrt_job_free(struct sdrt_job *job);
  * `SDRT_STATUS_BUSY`.
  */
 SDRT_API sdrt_status sdrt_set_log_callback(sdrt_log_callback callback, void *user_data, sdrt_log_level min_level);
-
-/**
- * Reads a LoRA file at `path` (UTF-8). Its name (for `<lora:NAME>` and messages) is the file
- * name without extension. On success `*out` receives a handle the caller frees with
- * `sdrt_lora_free`. Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`,
- * `SDRT_STATUS_INVALID_UTF8`, `SDRT_STATUS_IO` (missing file), `SDRT_STATUS_INVALID_MODEL`
- * (not a LoRA file, truncated, malformed, DoRA/LoHa/LoKr). Any thread; blocks on the file.
- */
-SDRT_API sdrt_status sdrt_lora_load(const char *path, struct sdrt_lora **out);
-
-/**
- * Reads a LoRA from `len` bytes of a `.safetensors` file at `bytes`, copied during the call;
- * `name` (UTF-8) names it in messages. As `sdrt_lora_load` otherwise.
- */
-SDRT_API sdrt_status sdrt_lora_load_from_memory(const char *name, const uint8_t *bytes, size_t len, struct sdrt_lora **out);
-
-/**
- * The LoRA's name, UTF-8, owned by the handle (valid until `sdrt_lora_free`); NULL for NULL.
- * Any thread.
- */
-SDRT_API const char *sdrt_lora_name(const struct sdrt_lora *lora);
-
-/**
- * Frees a LoRA handle. Generations that use it keep their own reference, so it may be freed
- * as soon as `sdrt_pipeline_generate` or `sdrt_pipeline_submit` returns. NULL is a no-op.
- */
-SDRT_API void sdrt_lora_free(struct sdrt_lora *lora);
 
 /**
  * Fills `provider` with the defaults (the CPU provider, device 0, no options). Does nothing

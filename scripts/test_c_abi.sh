@@ -59,6 +59,12 @@ test -s "$build/inpaint.png"
 "$build/txt2img" --model "$model" --prompt "a red circle <lora:sd15_unet:0.7> <lora:sd15_te>" --steps 2 \
   --width 64 --height 64 --lora-dir tests/fixtures/lora --output "$build/lora-tags.png" --quiet
 cmp "$build/lora.png" "$build/lora-tags.png"
+"$build/txt2img" --model "$model" --prompt "a sdrtcat and a <sdrt-toy>" --steps 2 --width 64 --height 64 \
+  --embedding tests/fixtures/embeddings/sdrtcat.safetensors \
+  --embedding tests/fixtures/embeddings/learned_embeds.safetensors --output "$build/embedding.png" --quiet
+"$build/txt2img" --model "$model" --prompt "a sdrtcat and a <sdrt-toy>" --steps 2 --width 64 --height 64 \
+  --output "$build/no-embedding.png" --quiet
+! cmp -s "$build/embedding.png" "$build/no-embedding.png"
 
 # Without ONNX Runtime beside libsdrt (nor on the system) loading fails with a clear status
 # and message, not a crash; ORT_DYLIB_PATH then points sdrt at a library elsewhere.

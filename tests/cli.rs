@@ -328,3 +328,43 @@ fn loras_from_flags_are_recorded_as_prompt_tags() {
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("no LoRA folder"));
 }
+
+#[test]
+fn embeddings_from_flags() {
+    let model = common::tiny_model("diffusers");
+    let file = common::fixtures().join("embeddings/sdrtcat.safetensors");
+    let out = scratch("embedding.png");
+    let flag = format!("{}:mycat", file.display());
+    succeeded(&sdrt(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "a mycat",
+        "--steps",
+        "2",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--embedding",
+        &flag,
+        "--output",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]));
+    let mut pipeline = Pipeline::load_dir(&model, &common::load_options()).unwrap();
+    let embedding = sdrt::embeddings::Embedding::load(&file, Some("mycat")).unwrap();
+    let params = GenerateParams {
+        prompt: "a mycat".into(),
+        steps: 2,
+        width: Some(64),
+        height: Some(64),
+        scheduler: Some(pipeline.default_scheduler()),
+        embeddings: sdrt::embeddings::EmbeddingSet::new(vec![embedding]).unwrap(),
+        ..GenerateParams::default()
+    };
+    let expected = pipeline.generate(&params, &mut |_| true).unwrap();
+    assert_eq!(Image::load(&out).unwrap().pixels(), expected.pixels());
+    let plain = pipeline.generate(&GenerateParams { embeddings: Default::default(), ..params }, &mut |_| true).unwrap();
+    assert_ne!(plain.pixels(), expected.pixels());
+}

@@ -409,3 +409,66 @@ fn low_memory_pipelines_keep_their_loras() {
         pipeline.trim();
     }
 }
+
+#[test]
+fn the_c_abi_takes_embedding_handles() {
+    use sdrt::ffi::*;
+    use std::ffi::{CStr, CString};
+    use std::ptr;
+
+    let doc = read_json("reference/lora.json");
+    let case = doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == "embeddings").unwrap().clone();
+    let pipeline = common::c_api::load_with(&tiny_model("diffusers"), |_| {}).unwrap();
+    let load = |file: &str, token: Option<&str>| {
+        let path = CString::new(fixtures().join("embeddings").join(file).to_str().unwrap()).unwrap();
+        let token = token.map(|t| CString::new(t).unwrap());
+        let mut embedding = ptr::null_mut();
+        let token_ptr = token.as_ref().map_or(ptr::null(), |t| t.as_ptr());
+        let status = unsafe { sdrt_embedding_load(path.as_ptr(), token_ptr, &mut embedding) };
+        (status, embedding)
+    };
+    let (status, cat) = load("sdrtcat.safetensors", None);
+    assert_eq!(status, SDRT_STATUS_OK);
+    let (_, toy) = load("learned_embeds.safetensors", None);
+    assert_eq!(unsafe { CStr::from_ptr(sdrt_embedding_token(cat)) }.to_str().unwrap(), "sdrtcat");
+    assert_eq!(unsafe { CStr::from_ptr(sdrt_embedding_token(toy)) }.to_str().unwrap(), "<sdrt-toy>");
+
+    let prompt = CString::new(case["prompt"].as_str().unwrap()).unwrap();
+    let negative = CString::new(doc["negative_prompt"].as_str().unwrap()).unwrap();
+    let mut params = std::mem::MaybeUninit::uninit();
+    unsafe { sdrt_generate_params_init(params.as_mut_ptr()) };
+    let mut params = unsafe { params.assume_init() };
+    params.prompt = prompt.as_ptr();
+    params.negative_prompt = negative.as_ptr();
+    (params.width, params.height, params.steps, params.seed) = (64, 64, 5, case["seed"].as_u64().unwrap());
+    params.rng = SDRT_RNG_TORCH;
+    params.scheduler = SDRT_SCHEDULER_DDIM;
+    let handles = [cat.cast_const(), toy.cast_const()];
+    params.embeddings = handles.as_ptr();
+    params.embedding_count = 2;
+    let mut image = ptr::null_mut();
+    let status = unsafe { sdrt_pipeline_generate(pipeline.ptr(), &params, &mut image) };
+    assert_eq!(status, SDRT_STATUS_OK, "{}", common::c_api::last_error());
+    let pixels = unsafe { std::slice::from_raw_parts(sdrt_image_pixels(image), 64 * 64 * 3) }.to_vec();
+    unsafe { sdrt_image_free(image) };
+    let expected: Vec<u8> = floats(&case["image"]).iter().map(|v| (v * 255.0).round() as u8).collect();
+    let worst = pixels.iter().zip(&expected).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+    assert!(worst <= 1, "embedding handles: {worst}/255 from diffusers");
+
+    // The same handle twice: one token, two embeddings.
+    let twice = [cat.cast_const(), cat.cast_const()];
+    params.embeddings = twice.as_ptr();
+    let mut image = ptr::null_mut();
+    let status = unsafe { sdrt_pipeline_generate(pipeline.ptr(), &params, &mut image) };
+    assert_eq!(status, SDRT_STATUS_INVALID_ARGUMENT);
+    assert!(common::c_api::last_error().contains("sdrtcat"), "{}", common::c_api::last_error());
+    unsafe { sdrt_embedding_free(cat) };
+    unsafe { sdrt_embedding_free(toy) };
+    // A pickle, a token with a space, NULL out.
+    let (status, none) = load("../lora/sd15_unet.safetensors", None);
+    assert_eq!((status, none.is_null()), (SDRT_STATUS_INVALID_MODEL, true));
+    let (status, _) = load("sdrtcat.safetensors", Some("two words"));
+    assert_eq!(status, SDRT_STATUS_INVALID_ARGUMENT);
+    let path = CString::new("x.safetensors").unwrap();
+    assert_eq!(unsafe { sdrt_embedding_load(path.as_ptr(), ptr::null(), ptr::null_mut()) }, SDRT_STATUS_NULL_POINTER);
+}

@@ -273,6 +273,37 @@ private:
     detail::Owned<sdrt_lora, sdrt_lora_free> raw_;  // move-only; frees on destruction
 };
 
+/// A textual-inversion embedding read once (.safetensors): its token stands for its vectors in
+/// prompts. Any pipeline and thread may use it.
+class Embedding {
+public:
+    Embedding() noexcept = default;
+    explicit Embedding(sdrt_embedding *raw) noexcept : raw_(raw) {}
+
+    /// `token` empty: the token a diffusers file names, else the file name.
+    static Result<Embedding> try_load(const std::string &path, const std::string &token = std::string()) {
+        sdrt_embedding *raw = nullptr;
+        sdrt_status status = sdrt_embedding_load(path.c_str(), token.empty() ? nullptr : token.c_str(), &raw);
+        if (status != SDRT_STATUS_OK) return Error::last(status);
+        return Embedding(raw);
+    }
+#ifndef SDRT_NO_EXCEPTIONS
+    static Embedding load(const std::string &path, const std::string &token = std::string()) {
+        return try_load(path, token).value();
+    }
+#endif
+
+    bool valid() const noexcept { return raw_ != nullptr; }
+    std::string token() const {
+        const char *text = sdrt_embedding_token(raw_.get());
+        return text ? std::string(text) : std::string();
+    }
+    const sdrt_embedding *get() const noexcept { return raw_.get(); }
+
+private:
+    detail::Owned<sdrt_embedding, sdrt_embedding_free> raw_;  // move-only; frees on destruction
+};
+
 /// What to generate. Width and height left at 0 take the model's size; steps left at 0 and a
 /// negative guidance scale take the model family's recommendation.
 struct GenerateOptions {
@@ -300,6 +331,8 @@ struct GenerateOptions {
     std::vector<std::pair<const Lora *, float>> loras;
     /// Where `<lora:NAME:STRENGTH>` prompt tags find NAME.safetensors; empty: tags are an error.
     std::string lora_dir;
+    /// Textual-inversion embeddings (borrowed for the call).
+    std::vector<const Embedding *> embeddings;
     uint32_t preview_every = 0;
     sdrt_preview_kind preview_kind = SDRT_PREVIEW_APPROXIMATE;
     /// Blocking calls only; return false to cancel. Runs on the calling thread.
@@ -522,6 +555,7 @@ private:
         detail::CallbackGuard guard;
         std::vector<const sdrt_lora *> lora_handles;
         std::vector<float> lora_strengths;
+        std::vector<const sdrt_embedding *> embedding_handles;
 
         GenerateCall(const Pipeline &pipeline, const GenerateOptions &from) : source(from) {
             sdrt_generate_params_init(&params);
@@ -556,6 +590,10 @@ private:
             params.lora_strengths = lora_strengths.empty() ? nullptr : lora_strengths.data();
             params.lora_count = lora_handles.size();
             params.lora_dir = from.lora_dir.empty() ? nullptr : from.lora_dir.c_str();
+            for (const Embedding *embedding : from.embeddings)
+                embedding_handles.push_back(embedding ? embedding->get() : nullptr);
+            params.embeddings = embedding_handles.empty() ? nullptr : embedding_handles.data();
+            params.embedding_count = embedding_handles.size();
             if (from.on_progress) {
                 params.progress_callback = &GenerateCall::progress;
                 params.progress_user_data = this;

@@ -56,6 +56,8 @@ namespace Sdrt
         public IntPtr LoraStrengths;
         public UIntPtr LoraCount;
         public IntPtr LoraDir;
+        public IntPtr Embeddings;
+        public UIntPtr EmbeddingCount;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -154,6 +156,9 @@ namespace Sdrt
         [DllImport(Library, CallingConvention = Cdecl)] public static extern int sdrt_lora_load_from_memory(byte[] name, byte[] bytes, UIntPtr len, out LoraHandle lora);
         [DllImport(Library, CallingConvention = Cdecl)] public static extern IntPtr sdrt_lora_name(LoraHandle lora);
         [DllImport(Library, CallingConvention = Cdecl)] public static extern void sdrt_lora_free(IntPtr lora);
+        [DllImport(Library, CallingConvention = Cdecl)] public static extern int sdrt_embedding_load(byte[] path, byte[] token, out EmbeddingHandle embedding);
+        [DllImport(Library, CallingConvention = Cdecl)] public static extern IntPtr sdrt_embedding_token(EmbeddingHandle embedding);
+        [DllImport(Library, CallingConvention = Cdecl)] public static extern void sdrt_embedding_free(IntPtr embedding);
     }
 
     internal sealed class PipelineHandle : SafeHandle
@@ -183,5 +188,12 @@ namespace Sdrt
         public LoraHandle() : base(IntPtr.Zero, true) { }
         public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
         protected override bool ReleaseHandle() { Native.sdrt_lora_free(handle); return true; }
+    }
+
+    internal sealed class EmbeddingHandle : SafeHandle
+    {
+        public EmbeddingHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle() { Native.sdrt_embedding_free(handle); return true; }
     }
 }

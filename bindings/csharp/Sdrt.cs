@@ -313,6 +313,27 @@ namespace Sdrt
         public void Dispose() { Handle.Dispose(); }
     }
 
+    /// <summary>A textual-inversion embedding (.safetensors): its Token stands for its vectors in
+    /// prompts. Pass it in GenerateOptions.Embeddings.</summary>
+    public sealed class Embedding : IDisposable
+    {
+        internal readonly EmbeddingHandle Handle;
+
+        private Embedding(EmbeddingHandle handle) { Handle = handle; }
+
+        /// <summary>token null: the token a diffusers file names, else the file name.</summary>
+        public static Embedding Load(string path, string token = null)
+        {
+            EmbeddingHandle handle;
+            SdrtException.Check(Native.sdrt_embedding_load(Utf8.Bytes(path), Utf8.Bytes(token), out handle));
+            return new Embedding(handle);
+        }
+
+        public string Token { get { return Utf8.FromStatic(Native.sdrt_embedding_token(Handle)); } }
+
+        public void Dispose() { Handle.Dispose(); }
+    }
+
     /// <summary>A LoRA and the strength to merge it at (1: as trained).</summary>
     public struct LoraStrength
     {
@@ -355,6 +376,8 @@ namespace Sdrt
         public List<LoraStrength> Loras = new List<LoraStrength>();
         /// <summary>Where &lt;lora:NAME:STRENGTH&gt; prompt tags find NAME.safetensors.</summary>
         public string LoraDir;
+        /// <summary>Textual-inversion embeddings for this generation.</summary>
+        public List<Embedding> Embeddings = new List<Embedding>();
     }
 
     public sealed class ExecutionProvider
@@ -674,6 +697,17 @@ namespace Sdrt
                 raw.LoraCount = (UIntPtr)(ulong)handles.Length;
             }
             raw.LoraDir = scope.String(options.LoraDir);
+            if (options.Embeddings != null && options.Embeddings.Count > 0)
+            {
+                var embeddings = new IntPtr[options.Embeddings.Count];
+                for (int i = 0; i < embeddings.Length; i++)
+                {
+                    if (options.Embeddings[i] == null) throw new ArgumentNullException("options.Embeddings[" + i + "]");
+                    embeddings[i] = options.Embeddings[i].Handle.DangerousGetHandle();
+                }
+                raw.Embeddings = scope.Pin(embeddings);
+                raw.EmbeddingCount = (UIntPtr)(ulong)embeddings.Length;
+            }
             return raw;
         }
 

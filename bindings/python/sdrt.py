@@ -43,6 +43,7 @@ class _GenerateParams(_c.Structure):
         # Appended in 0.2.
         ("loras", _c.POINTER(_c.c_void_p)), ("lora_strengths", _c.POINTER(_c.c_float)),
         ("lora_count", _c.c_size_t), ("lora_dir", _c.c_char_p),
+        ("embeddings", _c.POINTER(_c.c_void_p)), ("embedding_count", _c.c_size_t),
     ]
 
 
@@ -91,6 +92,9 @@ def _declare(lib):
         "sdrt_lora_load": (i32, [_c.c_char_p, _c.POINTER(p)]),
         "sdrt_lora_name": (_c.c_char_p, [p]),
         "sdrt_lora_free": (None, [p]),
+        "sdrt_embedding_load": (i32, [_c.c_char_p, _c.c_char_p, _c.POINTER(p)]),
+        "sdrt_embedding_token": (_c.c_char_p, [p]),
+        "sdrt_embedding_free": (None, [p]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
@@ -213,6 +217,33 @@ class Lora:
         self.close()
 
 
+class Embedding:
+    """A textual-inversion embedding (.safetensors): `token` (default: the file's token or name)
+    stands for its vectors in prompts: pipeline.generate("a photo of mytoken", embeddings=[e])."""
+
+    def __init__(self, path, token=None):
+        handle = _c.c_void_p()
+        _check(library().sdrt_embedding_load(_utf8(os.fspath(path)), _utf8(token), _c.byref(handle)))
+        self._handle = handle
+
+    @property
+    def token(self):
+        return library().sdrt_embedding_token(self._handle).decode("utf-8")
+
+    def close(self):
+        if getattr(self, "_handle", None):
+            library().sdrt_embedding_free(self._handle)
+            self._handle = None
+
+    __del__ = close
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 class Job:
     """A generation on the pipeline's own thread: poll(), wait(), cancel(), take_images()."""
 
@@ -266,9 +297,11 @@ class Pipeline:
         self._handle = handle
 
     def _params(self, prompt="", negative_prompt="", width=0, height=0, steps=0, guidance_scale=None, seed=0,
-                scheduler=None, rng=None, batch_size=1, init_image=None, strength=0.8, loras=(), lora_dir=None):
+                scheduler=None, rng=None, batch_size=1, init_image=None, strength=0.8, loras=(), lora_dir=None,
+                embeddings=()):
         """sdrt_generate_params for one call; steps 0 and guidance None: the model's defaults.
-        loras: (Lora, strength) pairs; lora_dir: where <lora:NAME:STRENGTH> prompt tags look."""
+        loras: (Lora, strength) pairs; lora_dir: where <lora:NAME:STRENGTH> prompt tags look;
+        embeddings: Embedding objects."""
         lib = library()
         params = _GenerateParams()
         lib.sdrt_generate_params_init(_c.byref(params))
@@ -296,12 +329,16 @@ class Pipeline:
             params.loras, params.lora_strengths, params.lora_count = handles, strengths, len(loras)
             params._keep_alive = (handles, strengths)
         params.lora_dir = _utf8(None if lora_dir is None else os.fspath(lora_dir))
+        if embeddings:
+            handles = (_c.c_void_p * len(embeddings))(*[e._handle.value for e in embeddings])
+            params.embeddings, params.embedding_count = handles, len(embeddings)
+            params._keep_embeddings = handles
         return params
 
     def generate_batch(self, prompt="", progress=None, **options):
         """batch_size images; progress(step, total_steps) -> bool runs on this thread. Options:
         negative_prompt, width, height, steps, guidance_scale, seed, scheduler, rng, batch_size,
-        init_image, strength, loras, lora_dir."""
+        init_image, strength, loras, lora_dir, embeddings."""
         params = self._params(prompt, **options)
         batch_size = params.batch_size
         raised = []

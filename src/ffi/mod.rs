@@ -8,24 +8,24 @@
 // are NULL or valid for the documented use, strings NUL-terminated, buffers as long as said.
 #![allow(clippy::missing_safety_doc)]
 
+mod adapters;
 mod enums;
 mod error;
 mod image;
 mod job;
 mod log;
-mod lora;
 mod options;
 mod pipeline;
 mod status;
 mod strings;
 mod version;
 
+pub use adapters::*;
 pub use enums::*;
 pub use error::sdrt_last_error_message;
 pub use image::*;
 pub use job::*;
 pub use log::*;
-pub use lora::*;
 pub use options::*;
 pub use pipeline::*;
 pub use status::*;

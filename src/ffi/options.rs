@@ -5,12 +5,13 @@
 use std::ffi::{c_char, c_void};
 use std::mem::{offset_of, size_of};
 
+use super::adapters::{sdrt_embedding, sdrt_lora};
 use super::enums::*;
 use super::image::sdrt_image;
 use super::log::sdrt_log_level;
-use super::lora::sdrt_lora;
 use super::strings::optional_str;
 use super::Failure;
+use crate::embeddings::EmbeddingSet;
 use crate::error::Error;
 use crate::lora::LoraSet;
 use crate::pipeline::{GenerateParams, LoadOptions, PreviewOptions};
@@ -205,7 +206,7 @@ pub struct sdrt_generate_params {
     pub preview_callback: sdrt_preview_callback,
     /// Passed back to `preview_callback`.
     pub preview_user_data: *mut c_void,
-    // Appended in 0.2 (ABI 1, struct_size 192). Callers compiled against 0.1 pass 160 and
+    // Appended in 0.2 (ABI 1, struct_size 208). Callers compiled against 0.1 pass 160 and
     // get the defaults below.
     /// LoRAs merged into the UNet and text encoders for this generation: `lora_count`
     /// handles from `sdrt_lora_load` (NULL when `lora_count` is 0). The call keeps its own
@@ -221,6 +222,13 @@ pub struct sdrt_generate_params {
     /// `NAME.safetensors` (with `SDRT_PROMPT_WEIGHTED`; the tags are taken out of the prompt).
     /// NULL: a prompt with such a tag fails with `SDRT_STATUS_INVALID_ARGUMENT`.
     pub lora_dir: *const c_char,
+    /// Textual-inversion embeddings for this generation: `embedding_count` handles from
+    /// `sdrt_embedding_load` (NULL when 0), each one's word standing for its vectors in both
+    /// prompts. Kept by the call as `loras` are; a set other than the previous generation's
+    /// reloads the text encoders.
+    pub embeddings: *const *const sdrt_embedding,
+    /// Entries in `embeddings` (at most 64).
+    pub embedding_count: usize,
 }
 
 /// Fills `provider` with the defaults (the CPU provider, device 0, no options). Does nothing
@@ -298,6 +306,8 @@ pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_pa
             lora_strengths: std::ptr::null(),
             lora_count: 0,
             lora_dir: std::ptr::null(),
+            embeddings: std::ptr::null(),
+            embedding_count: 0,
         };
     }
 }
@@ -563,8 +573,31 @@ impl sdrt_generate_params {
             initial_noise,
             loras: self.lora_set()?,
             lora_dir: unsafe { optional_str(self.lora_dir, "lora_dir") }?.map(std::path::PathBuf::from),
-            embeddings: Default::default(),
+            embeddings: self.embedding_set()?,
         })
+    }
+
+    fn embedding_set(&self) -> Result<EmbeddingSet, Failure> {
+        if self.embedding_count == 0 {
+            return Ok(EmbeddingSet::default());
+        }
+        if self.embedding_count > MAX_LIST {
+            return Err(Error::InvalidArgument(format!(
+                "embedding_count {} is more than {MAX_LIST}",
+                self.embedding_count
+            ))
+            .into());
+        }
+        if self.embeddings.is_null() {
+            return Err(Failure::Null("embeddings"));
+        }
+        // SAFETY: the caller promises `embedding_count` handles.
+        let handles = unsafe { std::slice::from_raw_parts(self.embeddings, self.embedding_count) };
+        let entries = handles
+            .iter()
+            .map(|&h| super::strings::required(h, "embeddings[]").map(|e| e.embedding.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EmbeddingSet::new(entries)?)
     }
 
     fn lora_set(&self) -> Result<LoraSet, Failure> {
@@ -600,12 +633,13 @@ const _: () = {
     assert!(size_of::<sdrt_load_options>() == <sdrt_load_options as Versioned>::V1_SIZE);
     assert!(offset_of!(sdrt_load_options, ort_library_path) == 24);
     assert!(offset_of!(sdrt_load_options, log_user_data) == 56);
-    assert!(size_of::<sdrt_generate_params>() == 192);
+    assert!(size_of::<sdrt_generate_params>() == 208);
     assert!(offset_of!(sdrt_generate_params, seed) == 16);
     assert!(offset_of!(sdrt_generate_params, prompt) == 80);
     assert!(offset_of!(sdrt_generate_params, preview_user_data) == 152);
     assert!(offset_of!(sdrt_generate_params, loras) == <sdrt_generate_params as Versioned>::V1_SIZE);
     assert!(offset_of!(sdrt_generate_params, lora_dir) == 184);
+    assert!(offset_of!(sdrt_generate_params, embedding_count) == 200);
     assert!(size_of::<sdrt_execution_provider>() == <sdrt_execution_provider as Versioned>::V1_SIZE);
     assert!(offset_of!(sdrt_execution_provider, options) == 16);
 };

@@ -126,6 +126,14 @@ void test_loras(sdrt::Pipeline &pipeline, const std::string &lora_dir) {
     CHECK(pipeline.generate(small(3, 7)).to_vector() == plain);
     sdrt::Result<sdrt::Lora> missing = sdrt::Lora::try_load(lora_dir + "/missing.safetensors");
     CHECK(!missing && missing.error().status() == SDRT_STATUS_IO);
+
+    sdrt::Embedding cat = sdrt::Embedding::load(lora_dir + "/../embeddings/sdrtcat.safetensors");
+    CHECK(cat.token() == "sdrtcat");
+    sdrt::GenerateOptions cat_prompt = small(3, 7);
+    cat_prompt.prompt = "a sdrtcat on a blue background";
+    std::vector<uint8_t> without = pipeline.generate(cat_prompt).to_vector();
+    cat_prompt.embeddings.push_back(&cat);
+    CHECK(pipeline.generate(cat_prompt).to_vector() != without);
 }
 
 void test_throwing_callbacks(sdrt::Pipeline &pipeline) {

@@ -200,6 +200,18 @@ static class BindingTest
         using (Image image = pipeline.Generate(Small(3, 7))) Check(Same(image.ToBytes(PixelFormat.Rgb8), plain), "no LoRA: the base image again");
         Throws<SdrtException>(() => Lora.FromMemory("junk", new byte[] { 1, 2, 3 }), "a LoRA that is not a .safetensors file",
             e => e.Status == Status.InvalidModel);
+
+        string embeddings = Path.Combine(Path.GetDirectoryName(loraDir), "embeddings");
+        var catPrompt = Small(3, 7);
+        catPrompt.Prompt = "a sdrtcat on a blue background";
+        byte[] withoutCat;
+        using (Image image = pipeline.Generate(catPrompt)) withoutCat = image.ToBytes(PixelFormat.Rgb8);
+        using (Embedding cat = Embedding.Load(Path.Combine(embeddings, "sdrtcat.safetensors")))
+        {
+            Check(cat.Token == "sdrtcat", "embedding token");
+            catPrompt.Embeddings.Add(cat);
+            using (Image image = pipeline.Generate(catPrompt)) Check(!Same(image.ToBytes(PixelFormat.Rgb8), withoutCat), "an embedding changes the image");
+        }
     }
 
     static void TestCallbackExceptions(Pipeline pipeline)

@@ -110,6 +110,18 @@ class BindingTest(unittest.TestCase):
             sdrt.Lora(os.path.join(folder, "missing.safetensors"))
         self.assertIn("missing.safetensors", str(caught.exception))
 
+    def test_embeddings(self):
+        folder = os.path.join(ROOT, "tests", "fixtures", "embeddings")
+        prompt = "a sdrtcat on a blue background"
+        plain = self.pipeline.generate(**small(prompt=prompt)).to_bytes()
+        with sdrt.Embedding(os.path.join(folder, "sdrtcat.safetensors")) as cat:
+            self.assertEqual(cat.token, "sdrtcat")
+            with_cat = self.pipeline.generate(**small(prompt=prompt, embeddings=[cat])).to_bytes()
+        self.assertNotEqual(with_cat, plain)
+        with self.assertRaises(sdrt.Error) as caught:
+            sdrt.Embedding(os.path.join(folder, "sdrtcat.safetensors"), token="two words")
+        self.assertIn("one word", str(caught.exception))
+
     def test_bad_scheduler_name(self):
         with self.assertRaises(sdrt.Error) as caught:
             self.pipeline.generate(**small(scheduler="no such sampler"))

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use parameters::Parameters;
+use sdrt::embeddings::{Embedding, EmbeddingSet};
 use sdrt::lora::{Lora, LoraSet};
 use sdrt::{GenerateParams, Image, LoadOptions, Pipeline, PromptSyntax, RngKind, SamplerName};
 
@@ -48,6 +49,8 @@ usage: sdrt [options]          a prompt becomes a PNG
   --lora FILE[:STRENGTH]  merge a LoRA (.safetensors) at STRENGTH (default 1);
                           repeatable; the PNG's prompt records it as <lora:NAME:STRENGTH>
   --lora-dir DIR          where <lora:NAME:STRENGTH> prompt tags find NAME.safetensors
+  --embedding FILE[:TOKEN]  a textual-inversion embedding (.safetensors); TOKEN (default:
+                          the file's token or name) stands for it in prompts; repeatable
   --low-memory            keep only the UNet loaded between uses
   --quiet                 no progress bar
 ";
@@ -78,8 +81,19 @@ struct Flags {
     from_png: Option<PathBuf>,
     loras: Vec<(PathBuf, f32)>,
     lora_dir: Option<PathBuf>,
+    embeddings: Vec<(PathBuf, Option<String>)>,
     low_memory: bool,
     quiet: bool,
+}
+
+/// `FILE:TOKEN` or `FILE`: the token is what follows the last `:` when it is not a path.
+fn embedding_flag(value: &str) -> (PathBuf, Option<String>) {
+    match value.rsplit_once(':') {
+        Some((path, token)) if !path.is_empty() && !token.is_empty() && !token.contains(['/', '\\']) => {
+            (path.into(), Some(token.to_string()))
+        }
+        _ => (value.into(), None),
+    }
 }
 
 /// `FILE:STRENGTH` or `FILE` (strength 1); the strength is what follows the last `:` when it
@@ -133,6 +147,7 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
                     "--from-png" => flags.from_png = Some(value.into()),
                     "--lora" => flags.loras.push(lora_flag(value)),
                     "--lora-dir" => flags.lora_dir = Some(value.into()),
+                    "--embedding" => flags.embeddings.push(embedding_flag(value)),
                     _ => return Err(format!("unknown option {flag}")),
                 }
             }
@@ -266,6 +281,15 @@ fn generate(flags: &Flags) -> Result<(), String> {
         preserve_unmasked: !flags.keep_decoded,
         loras: LoraSet::new(loras).map_err(show)?,
         lora_dir: flags.lora_dir.clone(),
+        embeddings: EmbeddingSet::new(
+            flags
+                .embeddings
+                .iter()
+                .map(|(path, token)| Embedding::load(path, token.as_deref()))
+                .collect::<sdrt::Result<_>>()
+                .map_err(show)?,
+        )
+        .map_err(show)?,
         ..GenerateParams::default()
     };
     let total = u64::from(flags.batch_count) * u64::from(flags.batch_size);
