@@ -2,7 +2,8 @@
 //! accumulated in f32 and written back in the weight's own element type.
 
 use half::{bf16, f16};
-use ndarray::{ArrayView2, Axis};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::file::ModuleUpdate;
 use super::targets::{Layout, Target};
@@ -46,27 +47,21 @@ pub(crate) fn fits(update: &ModuleUpdate, target: &Target) -> bool {
     update.up.shape[0] == target.out && inputs == target.inputs
 }
 
-/// Adds `strength * scale * up @ down` to `weight` (laid out as `target` says).
+/// Adds `strength * scale * up @ down` to `weight` (laid out as `target` says), in place:
+/// one matrix product with accumulation, no temporary of the weight's size.
 pub(crate) fn add_update(weight: &mut [f32], target: &Target, update: &ModuleUpdate, strength: f32) {
     let rank = update.rank();
-    let inputs = target.inputs;
     let up = ArrayView2::from_shape((target.out, rank), &update.up.data).expect("shape checked by fits");
-    let down = ArrayView2::from_shape((rank, inputs), &update.down.data).expect("shape checked by fits");
-    let delta = up.dot(&down);
+    let down = ArrayView2::from_shape((rank, target.inputs), &update.down.data).expect("shape checked by fits");
     let factor = strength * update.scale();
     match target.layout {
         Layout::OutIn => {
-            for (w, d) in weight.iter_mut().zip(delta.iter()) {
-                *w += factor * d;
-            }
+            let mut w = ArrayViewMut2::from_shape((target.out, target.inputs), weight).expect("weight size checked");
+            general_mat_mul(factor, &up, &down, 1.0, &mut w);
         }
         Layout::InOut => {
-            // weight is [in, out]: row i holds input i's weights to every output.
-            for (row, column) in weight.chunks_exact_mut(target.out).zip(delta.axis_iter(Axis(1))) {
-                for (w, d) in row.iter_mut().zip(column.iter()) {
-                    *w += factor * d;
-                }
-            }
+            let mut w = ArrayViewMut2::from_shape((target.inputs, target.out), weight).expect("weight size checked");
+            general_mat_mul(factor, &down.t(), &up.t(), 1.0, &mut w);
         }
     }
 }

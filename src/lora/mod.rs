@@ -285,6 +285,9 @@ pub(crate) struct PatchedGraph {
     pub replaced: Vec<ReplacedWeight>,
 }
 
+/// An update, the weight it goes to, and its LoRA's strength.
+type Placed<'a> = (&'a ModuleUpdate, &'a Target, f32);
+
 /// Merges the set's updates for `component` into its graph. None when the set has none for it.
 pub(crate) fn patch_graph(
     source: &ModelSource,
@@ -293,7 +296,7 @@ pub(crate) fn patch_graph(
     set: &LoraSet,
 ) -> Result<Option<PatchedGraph>> {
     // Updates by the initializer they change, in file order (a deterministic sum).
-    let mut by_weight: BTreeMap<usize, Vec<(&ModuleUpdate, &Target, f32)>> = BTreeMap::new();
+    let mut by_weight: BTreeMap<usize, Vec<Placed<'_>>> = BTreeMap::new();
     for (lora, strength) in set.entries() {
         for update in lora.inner.file.updates.iter().filter(|u| u.component == component) {
             if let Some(target) = index.targets.get(&update.module).filter(|t| merge::fits(update, t)) {
@@ -310,9 +313,10 @@ pub(crate) fn patch_graph(
     if bytes.len() != index.file_len {
         return Err(Error::invalid_model(path, "the file changed since the pipeline loaded it"));
     }
-    let mut replaced = Vec::new();
-    for (initializer, updates) in by_weight {
-        let init = &index.graph.initializers[initializer];
+    // Each weight merged on its own: read, add every update, in parallel over the cores.
+    let jobs: Vec<(usize, Vec<Placed<'_>>)> = by_weight.into_iter().collect();
+    let merge_one = |(initializer, updates): &(usize, Vec<Placed<'_>>)| -> Result<Vec<f32>> {
+        let init = &index.graph.initializers[*initializer];
         let element_type = init.element_type.expect("targets have float weights");
         let count = init.element_count().ok_or_else(|| Error::invalid_model(&path, "weight with a negative size"))?;
         let expected = count * element_type.size();
@@ -331,8 +335,27 @@ pub(crate) fn patch_graph(
             }
         };
         for (update, target, strength) in updates {
-            merge::add_update(&mut values, target, update, strength);
+            merge::add_update(&mut values, target, update, *strength);
         }
+        Ok(values)
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+    let per_worker = jobs.len().div_ceil(workers);
+    let merged: Vec<Vec<f32>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(per_worker)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(merge_one).collect::<Result<Vec<_>>>()))
+            .collect();
+        let mut all = Vec::with_capacity(jobs.len());
+        for handle in handles {
+            all.extend(handle.join().map_err(|_| Error::Internal("a LoRA merge thread panicked".into()))??);
+        }
+        Ok::<_, Error>(all)
+    })?;
+    let mut replaced = Vec::new();
+    for ((initializer, _), values) in jobs.iter().zip(merged) {
+        let init = &index.graph.initializers[*initializer];
+        let element_type = init.element_type.expect("targets have float weights");
         match &init.data {
             TensorData::Inline(range) => merge::encode_into(&values, element_type, &mut bytes[range.clone()]),
             _ => replaced.push(ReplacedWeight {

@@ -344,7 +344,10 @@ fn load_graph(
                 ModelSource::Directory(_) => path.parent(),
                 _ => None,
             };
-            return load(GraphData { bytes: Some(&bytes), folder, replaced }, warn);
+            let graph = load(GraphData { bytes: Some(&bytes), folder, replaced }, warn);
+            drop(bytes);
+            crate::runtime::release_freed_memory();
+            return graph;
         }
     }
     match source {

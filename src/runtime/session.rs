@@ -93,6 +93,52 @@ pub(crate) struct GraphData<'a> {
     pub replaced: Vec<ReplacedWeight>,
 }
 
+/// Hands ONNX Runtime new values for external-data initializers (`AddExternalInitializers`),
+/// which it copies into the graph before optimising it. ort's wrapper for this call would
+/// keep the values alive as long as the session, a second copy of every replaced weight (1.7
+/// GB for a LoRA on SD 1.5's UNet), so the C API is called directly and the values are
+/// returned for the caller to drop once the session is created.
+fn add_external_initializers(
+    builder: &mut ort::session::builder::SessionBuilder,
+    replaced: Vec<ReplacedWeight>,
+) -> Result<Vec<DynValue>> {
+    use ort::AsPointer;
+    if replaced.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut names = Vec::with_capacity(replaced.len());
+    let mut values = Vec::with_capacity(replaced.len());
+    for weight in replaced {
+        let shape = weight.dims;
+        let value: DynValue = match weight.values {
+            WeightValues::F32(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
+            WeightValues::F16(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
+            WeightValues::Bf16(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
+        }
+        .map_err(|e| ort_error("creating a replaced weight", e))?;
+        let name = std::ffi::CString::new(weight.name)
+            .map_err(|_| Error::Internal("an initializer name holds a NUL byte".into()))?;
+        names.push(name);
+        values.push(value);
+    }
+    let name_ptrs: Vec<*const std::ffi::c_char> = names.iter().map(|n| n.as_ptr()).collect();
+    let value_ptrs: Vec<*const ort::sys::OrtValue> = values.iter().map(|v| v.ptr()).collect();
+    let api = ort::api();
+    // SAFETY: the options pointer is the builder's own; the names and values are valid for the
+    // call and as long after it as ONNX Runtime reads them (until the session is created).
+    let status = unsafe {
+        (api.AddExternalInitializers)(builder.ptr_mut(), name_ptrs.as_ptr(), value_ptrs.as_ptr(), values.len())
+    };
+    if !status.0.is_null() {
+        // SAFETY: a non-null status from the call above, read and released once.
+        let message =
+            unsafe { std::ffi::CStr::from_ptr((api.GetErrorMessage)(status.0)) }.to_string_lossy().into_owned();
+        unsafe { (api.ReleaseStatus)(status.0) };
+        return Err(Error::Inference(format!("replacing external weights: {message}")));
+    }
+    Ok(values)
+}
+
 /// A loaded graph (ONNX Runtime session) and its signature.
 pub struct OnnxModel {
     session: Session,
@@ -148,18 +194,8 @@ impl OnnxModel {
                 .with_config_entry("session.model_external_initializers_file_folder_path", folder.to_string_lossy())
                 .map_err(|e| ort_error("setting the external data folder", e))?;
         }
-        for weight in data.replaced {
-            let shape = weight.dims.clone();
-            let value: DynValue = match weight.values {
-                WeightValues::F32(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-                WeightValues::F16(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-                WeightValues::Bf16(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-            }
-            .map_err(|e| ort_error("creating a replaced weight", e))?;
-            builder = builder
-                .with_external_initializer(&weight.name, value)
-                .map_err(|e| ort_error("replacing an external weight", e))?;
-        }
+        // Kept until the session exists: ONNX Runtime copies them into the graph.
+        let _replaced = add_external_initializers(&mut builder, data.replaced)?;
         let session = match data.bytes {
             Some(bytes) => builder.commit_from_memory(bytes).map_err(corrupt)?,
             None => {
@@ -181,6 +217,7 @@ impl OnnxModel {
         };
         let inputs = describe(session.inputs());
         let outputs = describe(session.outputs());
+        drop(_replaced);
         Ok(OnnxModel { session, path: path.to_path_buf(), inputs, outputs, run_time: Duration::ZERO, interrupt })
     }
 
