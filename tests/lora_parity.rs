@@ -197,6 +197,29 @@ fn files_that_do_not_fit_are_refused_with_the_reason() {
         image(&mut pipeline, &GenerateParams { loras: set, ..params(&doc, &base_case) }).unwrap_err().to_string();
     assert!(message.contains("none of its 1 modules matches"), "{message}");
 
+    // Keys that match nothing beside ones that do: applied, and the rest reported.
+    let partial = common::model_files::safetensors_file(&[
+        ("lora_unet_no_such_block_to_q.lora_down.weight", vec![4, 32]),
+        ("lora_unet_no_such_block_to_q.lora_up.weight", vec![32, 4]),
+        ("lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", vec![4, 32, 1, 1]),
+        ("lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight", vec![32, 4, 1, 1]),
+    ]);
+    let path = dir.0.join("partial.safetensors");
+    std::fs::write(&path, partial).unwrap();
+    let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = warnings.clone();
+    sdrt::log::set_sink(
+        Some(std::sync::Arc::new(move |_, message: &str| sink.lock().unwrap().push(message.to_string()))),
+        sdrt::log::Level::Warning,
+    )
+    .unwrap();
+    let set = LoraSet::new(vec![(Lora::load(&path).unwrap(), 1.0)]).unwrap();
+    let merged = image(&mut pipeline, &GenerateParams { loras: set, ..params(&doc, &base_case) }).unwrap();
+    sdrt::log::set_sink(None, sdrt::log::Level::Warning).unwrap();
+    assert!(max_abs_diff(&merged, &floats(&base_case["image"])) > 1e-3, "the matching module was applied");
+    let warnings = warnings.lock().unwrap().join("\n");
+    assert!(warnings.contains("1 of its keys match no weight") && warnings.contains("no_such_block"), "{warnings}");
+
     // An SDXL LoRA (second text encoder, wider cross-attention) on SD 1.x.
     let sdxl = common::model_files::safetensors_file(&[
         ("lora_te2_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight", vec![4, 24]),
