@@ -111,17 +111,14 @@ unset(_sdrt_prefix)
 EOF
 
 cat >"$lib/cmake/sdrt/sdrtConfigVersion.cmake" <<EOF
-# Before 1.0 the minor version carries ABI breaks (it is in the SONAME): a request for 0.M.P is
-# met by 0.M.Q with Q >= P. From 1.0 on, the same major version with a newer minor one.
+# Every release from 0.1 on implements C ABI 1 and only adds to it: a request for any of them
+# up to this one is met (a new ABI would start a new range here, and a new SONAME).
 set(PACKAGE_VERSION "$version")
 set(PACKAGE_VERSION_COMPATIBLE FALSE)
 if(NOT PACKAGE_FIND_VERSION)
   set(PACKAGE_VERSION_COMPATIBLE TRUE)
-elseif(PACKAGE_FIND_VERSION VERSION_LESS_EQUAL PACKAGE_VERSION
-   AND PACKAGE_FIND_VERSION_MAJOR EQUAL "${version%%.*}")
-  if(PACKAGE_FIND_VERSION_MAJOR GREATER 0 OR PACKAGE_FIND_VERSION_MINOR EQUAL "$(cut -d. -f2 <<<"$version")")
-    set(PACKAGE_VERSION_COMPATIBLE TRUE)
-  endif()
+elseif(PACKAGE_FIND_VERSION VERSION_LESS_EQUAL PACKAGE_VERSION AND PACKAGE_FIND_VERSION VERSION_GREATER_EQUAL 0.1)
+  set(PACKAGE_VERSION_COMPATIBLE TRUE)
 endif()
 if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)
   set(PACKAGE_VERSION_EXACT TRUE)
