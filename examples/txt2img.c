@@ -65,7 +65,27 @@ static void usage(FILE *to) {
             "                          prompts; repeatable\n"
             "  --low-memory            keep only the UNet loaded between uses (text encoders and\n"
             "                          VAE are loaded for their part of the work)\n"
+            "  --provider NAME         cpu (default), cuda, directml, coreml or webgpu; one that\n"
+            "                          cannot be used is an error, never a silent fall back to CPU\n"
             "  --quiet                 no progress bar\n");
+}
+
+/* The SDRT_PROVIDER_* value called `name`, or -1. */
+static int provider_kind(const char *name) {
+    static const struct {
+        const char *name;
+        sdrt_provider_kind kind;
+    } kinds[] = {{"cpu", SDRT_PROVIDER_CPU},
+                 {"cuda", SDRT_PROVIDER_CUDA},
+                 {"directml", SDRT_PROVIDER_DIRECTML},
+                 {"coreml", SDRT_PROVIDER_COREML},
+                 {"webgpu", SDRT_PROVIDER_WEBGPU}};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (!strcmp(name, kinds[i].name)) {
+            return kinds[i].kind;
+        }
+    }
+    return -1;
 }
 
 /* Prints the failed call's status and the library's message; returns the exit code. */
@@ -152,6 +172,8 @@ int main(int argc, char **argv) {
     sdrt_generate_params_init(&params);
     sdrt_load_options options;
     sdrt_load_options_init(&options);
+    sdrt_execution_provider provider;
+    sdrt_execution_provider_init(&provider);
 
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
@@ -184,6 +206,17 @@ int main(int argc, char **argv) {
         unsigned long long number = 0;
         if (!strcmp(flag, "--model")) {
             model = value;
+        } else if (!strcmp(flag, "--provider")) {
+            int kind = provider_kind(value);
+            if (kind < 0) {
+                fprintf(stderr, "txt2img: unknown --provider \"%s\" (cpu, cuda, directml, coreml, webgpu)\n", value);
+                return 2;
+            }
+            provider.kind = kind;
+            /* Exactly this provider: if it cannot run, the load fails and says why. */
+            options.providers = &provider;
+            options.provider_count = 1;
+            options.provider_policy = SDRT_PROVIDER_POLICY_FAIL;
         } else if (!strcmp(flag, "--prompt")) {
             params.prompt = value;
         } else if (!strcmp(flag, "--negative-prompt")) {

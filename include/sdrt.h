@@ -411,8 +411,9 @@ typedef struct sdrt_execution_provider {
   /**
    * The provider's own options as ONNX Runtime names them (for CUDA, e.g.
    * `gpu_mem_limit` = `"4294967296"`, `arena_extend_strategy` = `"kSameAsRequested"`,
-   * `cudnn_conv_algo_search` = `"HEURISTIC"`). CUDA and Core ML take options; the CPU and
-   * DirectML providers take none (any is refused). Copied during the load.
+   * `cudnn_conv_algo_search` = `"HEURISTIC"`; for WebGPU `deviceId`, `dawnBackendType`).
+   * CUDA, Core ML and WebGPU take options; the CPU and DirectML providers take none (any is
+   * refused). Copied during the load.
    */
   const struct sdrt_key_value *options;
 } sdrt_execution_provider;
@@ -719,6 +720,12 @@ typedef struct sdrt_model_file {
  * Core ML on Apple platforms.
  */
 #define SDRT_PROVIDER_COREML 3
+
+/**
+ * WebGPU (Vulkan, D3D12 or Metal through Dawn; needs an ONNX Runtime build with WebGPU).
+ * Since 0.3.
+ */
+#define SDRT_PROVIDER_WEBGPU 4
 
 /**
  * Log a warning and let the CPU run what the provider would have (default).

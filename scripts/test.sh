@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust unit and parity tests, the C header check, and the C ABI
-# tested from C (gcc -Werror, valgrind) and C++, and an installed prefix used through CMake and
-# pkg-config, and the C# (on Mono) and Python bindings. Needs cargo; installs gcc/g++, valgrind, cmake,
-# pkg-config, Mono and python3 if missing.
+# The whole test suite: Rust unit and parity tests, the C header check, a generation on
+# WebGPU (Mesa's software Vulkan), the C ABI tested from C (gcc -Werror, valgrind) and C++, an
+# installed prefix used through CMake and pkg-config, and the C# (on Mono) and Python bindings.
+# Needs cargo; installs gcc/g++, valgrind, cmake, pkg-config, Mono and python3 if missing, and
+# fetches ONNX Runtime and lavapipe into ~/.cache/sdrt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +46,14 @@ cargo check --locked --no-default-features --lib --quiet
 
 step "Rust tests"
 cargo test --profile test-fast --locked
+
+step "WebGPU on Mesa's software Vulkan driver (lavapipe), against the CPU"
+(
+  SDRT_WEBGPU_LIBRARY=$(scripts/fetch_onnxruntime.sh --webgpu)
+  export SDRT_WEBGPU_LIBRARY
+  eval "$(scripts/fetch_lavapipe.sh)"
+  cargo test --profile test-fast --locked --test webgpu -- --ignored
+)
 
 step "C ABI from C and C++"
 scripts/test_c_abi.sh

@@ -65,6 +65,13 @@ cmp "$build/lora.png" "$build/lora-tags.png"
 "$build/txt2img" --model "$model" --prompt "a sdrtcat and a <sdrt-toy>" --steps 2 --width 64 --height 64 \
   --output "$build/no-embedding.png" --quiet
 ! cmp -s "$build/embedding.png" "$build/no-embedding.png"
+# A provider this ONNX Runtime lacks is an error that names it, never a CPU image.
+if "$build/txt2img" --model "$model" --prompt x --steps 2 --width 64 --height 64 --provider webgpu \
+  --output "$build/webgpu.png" --quiet 2>"$build/webgpu.err"; then
+  echo "txt2img --provider webgpu succeeded on the CPU build of ONNX Runtime" >&2; exit 1
+fi
+grep -q "WebGPU execution provider unavailable" "$build/webgpu.err" || { cat "$build/webgpu.err" >&2; exit 1; }
+test ! -e "$build/webgpu.png"
 
 # Without ONNX Runtime beside libsdrt (nor on the system) loading fails with a clear status
 # and message, not a crash; ORT_DYLIB_PATH then points sdrt at a library elsewhere.

@@ -27,7 +27,7 @@ namespace Sdrt
     public enum PixelFormat { Rgb8 = 0, Rgba8 = 1, Bgra8 = 2 }
     public enum JobState { Queued = 0, Running = 1, Done = 2, Failed = 3, Cancelled = 4 }
     public enum LogLevel { Error = 1, Warning = 2, Info = 3, Debug = 4 }
-    public enum ProviderKind { Cpu = 0, Cuda = 1, Directml = 2, Coreml = 3 }
+    public enum ProviderKind { Cpu = 0, Cuda = 1, Directml = 2, Coreml = 3, Webgpu = 4 }
     public enum ProviderPolicy { FallBackToCpu = 0, Fail = 1 }
 
     /// <summary>A failed sdrt call: its status and sdrt's message.</summary>

@@ -27,6 +27,9 @@ pub const SDRT_PROVIDER_CUDA: sdrt_provider_kind = 1;
 pub const SDRT_PROVIDER_DIRECTML: sdrt_provider_kind = 2;
 /// Core ML on Apple platforms.
 pub const SDRT_PROVIDER_COREML: sdrt_provider_kind = 3;
+/// WebGPU (Vulkan, D3D12 or Metal through Dawn; needs an ONNX Runtime build with WebGPU).
+/// Since 0.3.
+pub const SDRT_PROVIDER_WEBGPU: sdrt_provider_kind = 4;
 
 /// What to do when a requested provider cannot be used.
 pub type sdrt_provider_policy = i32;
@@ -61,8 +64,9 @@ pub struct sdrt_execution_provider {
     pub option_count: u32,
     /// The provider's own options as ONNX Runtime names them (for CUDA, e.g.
     /// `gpu_mem_limit` = `"4294967296"`, `arena_extend_strategy` = `"kSameAsRequested"`,
-    /// `cudnn_conv_algo_search` = `"HEURISTIC"`). CUDA and Core ML take options; the CPU and
-    /// DirectML providers take none (any is refused). Copied during the load.
+    /// `cudnn_conv_algo_search` = `"HEURISTIC"`; for WebGPU `deviceId`, `dawnBackendType`).
+    /// CUDA, Core ML and WebGPU take options; the CPU and DirectML providers take none (any is
+    /// refused). Copied during the load.
     pub options: *const sdrt_key_value,
 }
 
@@ -508,6 +512,7 @@ impl sdrt_execution_provider {
                 ExecutionProvider::DirectMl { adapter_index: self.device_id }
             }
             SDRT_PROVIDER_COREML => ExecutionProvider::CoreMl { options },
+            SDRT_PROVIDER_WEBGPU => ExecutionProvider::WebGpu { options },
             other => return Err(Error::InvalidArgument(format!("unknown provider kind {other}")).into()),
         })
     }

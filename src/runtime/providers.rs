@@ -30,6 +30,14 @@ pub enum ExecutionProvider {
         /// Extra Core ML provider options, passed to ONNX Runtime as given.
         options: ProviderOptions,
     },
+    /// WebGPU through Dawn: Vulkan on Linux and Android, D3D12 on Windows, Metal on Apple
+    /// (needs the `webgpu` feature and an ONNX Runtime build with WebGPU, such as the
+    /// `onnxruntime-webgpu` wheel's library).
+    WebGpu {
+        /// Extra WebGPU provider options, passed to ONNX Runtime as given (`deviceId`,
+        /// `dawnBackendType`, `preferredLayout`, ...).
+        options: ProviderOptions,
+    },
 }
 
 impl ExecutionProvider {
@@ -40,7 +48,28 @@ impl ExecutionProvider {
             ExecutionProvider::Cuda { .. } => "CUDA",
             ExecutionProvider::DirectMl { .. } => "DirectML",
             ExecutionProvider::CoreMl { .. } => "CoreML",
+            ExecutionProvider::WebGpu { .. } => "WebGPU",
         }
+    }
+
+    /// Every provider sdrt knows, with default settings (device 0, no options).
+    pub fn all() -> [ExecutionProvider; 5] {
+        [
+            ExecutionProvider::Cpu,
+            ExecutionProvider::Cuda { device_id: 0, options: Vec::new() },
+            ExecutionProvider::DirectMl { adapter_index: 0 },
+            ExecutionProvider::CoreMl { options: Vec::new() },
+            ExecutionProvider::WebGpu { options: Vec::new() },
+        ]
+    }
+
+    /// The provider called `name` (`cpu`, `cuda`, `directml`, `coreml` or `webgpu`, any case),
+    /// with default settings.
+    pub fn from_name(name: &str) -> Result<ExecutionProvider> {
+        Self::all().into_iter().find(|p| p.name().eq_ignore_ascii_case(name)).ok_or_else(|| {
+            let known: Vec<String> = Self::all().iter().map(|p| p.name().to_lowercase()).collect();
+            Error::InvalidArgument(format!("unknown execution provider {name:?} (known: {})", known.join(", ")))
+        })
     }
 }
 
@@ -87,6 +116,8 @@ fn register_one(builder: &mut SessionBuilder, provider: &ExecutionProvider) -> s
         }
         #[cfg(feature = "coreml")]
         ExecutionProvider::CoreMl { options } => register(builder, with_options(ort::ep::CoreML::default(), options)),
+        #[cfg(feature = "webgpu")]
+        ExecutionProvider::WebGpu { options } => register(builder, with_options(ort::ep::WebGPU::default(), options)),
         #[allow(unreachable_patterns)]
         other => {
             let _ = builder;
@@ -106,7 +137,7 @@ fn with_options<E: ort::ep::ArbitrarilyConfigurableExecutionProvider>(mut ep: E,
 /// Whether the loaded ONNX Runtime library has `provider` (loading the library from the
 /// default places if no load has yet).
 pub fn provider_available(provider: &ExecutionProvider) -> Result<bool> {
-    #[cfg(any(feature = "cuda", feature = "directml", feature = "coreml"))]
+    #[cfg(any(feature = "cuda", feature = "directml", feature = "coreml", feature = "webgpu"))]
     use ort::ep::ExecutionProvider as _;
     super::ort_environment(None)?;
     let check = |available: ort::Result<bool>| {
@@ -120,6 +151,8 @@ pub fn provider_available(provider: &ExecutionProvider) -> Result<bool> {
         ExecutionProvider::DirectMl { .. } => check(ort::ep::DirectML::is_available()),
         #[cfg(feature = "coreml")]
         ExecutionProvider::CoreMl { .. } => check(ort::ep::CoreML::is_available()),
+        #[cfg(feature = "webgpu")]
+        ExecutionProvider::WebGpu { .. } => check(ort::ep::WebGPU::is_available()),
         #[allow(unreachable_patterns)]
         _ => {
             let _ = check;

@@ -266,7 +266,7 @@ impl OnnxModel {
             if self.interrupt.is_triggered() {
                 Error::Cancelled
             } else {
-                ort_error("running the graph", e)
+                ort_error(&format!("running {}", self.path.display()), e)
             }
         })?;
         self.run_time += started.elapsed();

@@ -45,14 +45,9 @@ pub fn print(dir: &Path) -> Result<(), String> {
 
     let library = sdrt::runtime::loaded_library_path().map_or_else(|| "?".into(), |p| p.display().to_string());
     let mut providers = Vec::new();
-    for (name, provider) in [
-        ("CPU", ExecutionProvider::Cpu),
-        ("CUDA", ExecutionProvider::Cuda { device_id: 0, options: Default::default() }),
-        ("DirectML", ExecutionProvider::DirectMl { adapter_index: 0 }),
-        ("CoreML", ExecutionProvider::CoreMl { options: Default::default() }),
-    ] {
+    for provider in ExecutionProvider::all() {
         let available = sdrt::runtime::provider_available(&provider).unwrap_or(false);
-        providers.push(format!("{name} {}", if available { "yes" } else { "no" }));
+        providers.push(format!("{} {}", provider.name(), if available { "yes" } else { "no" }));
     }
     println!("providers:  {} (ONNX Runtime {library})", providers.join(", "));
     Ok(())

@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use parameters::Parameters;
 use sdrt::embeddings::{Embedding, EmbeddingSet};
 use sdrt::lora::{Lora, LoraSet};
+use sdrt::runtime::{ExecutionProvider, ProviderPolicy};
 use sdrt::{GenerateParams, Image, LoadOptions, Pipeline, PromptSyntax, RngKind, SamplerName};
 
 const USAGE: &str = "\
@@ -52,6 +53,8 @@ usage: sdrt [options]          a prompt becomes a PNG
   --embedding FILE[:TOKEN]  a textual-inversion embedding (.safetensors); TOKEN (default:
                           the file's token or name) stands for it in prompts; repeatable
   --low-memory            keep only the UNet loaded between uses
+  --provider NAME         cpu (default), cuda, directml, coreml or webgpu; one that
+                          cannot be used is an error, never a silent fall back to CPU
   --quiet                 no progress bar
 ";
 
@@ -83,6 +86,7 @@ struct Flags {
     lora_dir: Option<PathBuf>,
     embeddings: Vec<(PathBuf, Option<String>)>,
     low_memory: bool,
+    provider: Option<ExecutionProvider>,
     quiet: bool,
 }
 
@@ -148,6 +152,9 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
                     "--lora" => flags.loras.push(lora_flag(value)),
                     "--lora-dir" => flags.lora_dir = Some(value.into()),
                     "--embedding" => flags.embeddings.push(embedding_flag(value)),
+                    "--provider" => {
+                        flags.provider = Some(ExecutionProvider::from_name(value).map_err(|e| e.to_string())?)
+                    }
                     _ => return Err(format!("unknown option {flag}")),
                 }
             }
@@ -238,7 +245,11 @@ fn output_path(output: &Path, k: u64, total: u64) -> PathBuf {
 
 fn generate(flags: &Flags) -> Result<(), String> {
     let show = |e: sdrt::Error| e.to_string();
-    let options = LoadOptions { low_memory: flags.low_memory, ..LoadOptions::default() };
+    let mut options = LoadOptions { low_memory: flags.low_memory, ..LoadOptions::default() };
+    if let Some(provider) = &flags.provider {
+        options.runtime.providers = vec![provider.clone()];
+        options.runtime.provider_policy = ProviderPolicy::Fail;
+    }
     let mut pipeline = match &flags.model {
         Some(dir) => Pipeline::load_dir(dir, &options),
         None => Pipeline::load_embedded(&options),
