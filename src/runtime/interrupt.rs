@@ -13,6 +13,8 @@ use crate::error::Result;
 pub struct Interrupt {
     requested: AtomicBool,
     run_options: RunOptions,
+    /// The same, and ONNX Runtime's CPU arena gives back what the run left unused.
+    releasing_run_options: RunOptions,
 }
 
 impl Interrupt {
@@ -21,7 +23,11 @@ impl Interrupt {
         // RunOptions live in ONNX Runtime, so the library must be loaded first.
         ort_environment(options.ort_library_path.as_deref())?;
         let run_options = RunOptions::new().map_err(|e| ort_error("creating run options", e))?;
-        Ok(Interrupt { requested: AtomicBool::new(false), run_options })
+        let mut releasing_run_options = RunOptions::new().map_err(|e| ort_error("creating run options", e))?;
+        releasing_run_options
+            .set("memory.enable_memory_arena_shrinkage", "cpu:0")
+            .map_err(|e| ort_error("asking for arena shrinkage", e))?;
+        Ok(Interrupt { requested: AtomicBool::new(false), run_options, releasing_run_options })
     }
 
     /// Requests a stop: the current graph call ends as soon as ONNX Runtime notices.
@@ -29,6 +35,7 @@ impl Interrupt {
         self.requested.store(true, Ordering::SeqCst);
         // Failing to signal ONNX Runtime only delays the stop to the next graph call.
         let _ = self.run_options.terminate();
+        let _ = self.releasing_run_options.terminate();
     }
 
     /// Whether a stop was requested since the last [`Interrupt::reset`].
@@ -39,11 +46,18 @@ impl Interrupt {
     /// Clears a stop request so that graph calls run again.
     pub(crate) fn reset(&self) {
         let _ = self.run_options.unterminate();
+        let _ = self.releasing_run_options.unterminate();
         self.requested.store(false, Ordering::SeqCst);
     }
 
-    pub(crate) fn run_options(&self) -> &RunOptions {
-        &self.run_options
+    /// Run options of a graph call; `release_memory`: the CPU arena frees what the call no
+    /// longer holds when it ends.
+    pub(crate) fn run_options(&self, release_memory: bool) -> &RunOptions {
+        if release_memory {
+            &self.releasing_run_options
+        } else {
+            &self.run_options
+        }
     }
 }
 
