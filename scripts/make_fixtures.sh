@@ -5,8 +5,8 @@
 # latent-consistency and SDXL fixtures (tests/fixtures/tiny-sd15-inpaint, tiny-lcm, tiny-sdxl,
 # tiny-sdxl-inpaint, tiny-sdxl-refiner) and the SD 2.x-style and SD-Turbo-style, image-to-image, inpainting, LCM,
 # SDXL and every-sampler end-to-end references (sd2_style_refs.py, img2img_refs.py,
-# inpaint_refs.py, lcm_refs.py, sdxl_refs.py, sampler_pipeline_refs.py), and the LoRA files and
-# references (lora_refs.py, lora_sdxl_refs.py).
+# inpaint_refs.py, lcm_refs.py, sdxl_refs.py, sampler_pipeline_refs.py), the LoRA files and
+# references (lora_refs.py, lora_sdxl_refs.py) and the VAE tiling reference (vae_tiling_refs.py).
 # CPU only, offline (no Hugging Face hub), deterministic: a rerun gives identical files.
 #
 # Usage: scripts/make_fixtures.sh [ARGS for make_tiny_sd.py]
@@ -58,4 +58,5 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 "$python" "$root/scripts/fixtures/sdxl_refs.py" --repo-root "$root"
 "$python" "$root/scripts/fixtures/lora_refs.py" --repo-root "$root"
 "$python" "$root/scripts/fixtures/lora_sdxl_refs.py" --repo-root "$root"
+"$python" "$root/scripts/fixtures/vae_tiling_refs.py" --repo-root "$root"
 exec "$python" "$root/scripts/fixtures/sampler_pipeline_refs.py" --repo-root "$root"

@@ -24,7 +24,7 @@ pub use error::{Error, Result};
 pub use image::Image;
 pub use pipeline::{
     CancelHandle, FloatImage, GenerateParams, Job, JobProgress, JobState, LoadOptions, Pipeline, PreviewKind,
-    PreviewOptions, SharedPipeline, StepProgress, TextEmbeddings, Timings,
+    PreviewOptions, SharedPipeline, StepProgress, TextEmbeddings, Timings, VaeTiling,
 };
 pub use rng::RngKind;
 pub use runtime::{ExecutionProvider, ProviderPolicy, RuntimeOptions};

@@ -3,6 +3,7 @@
 
 use super::conditioning::Conditioning;
 use super::layer_norm::FinalLayerNorm;
+use super::tiling::{run_tiled, Planes, TileSize};
 use super::LATENT_CHANNELS;
 use crate::error::{Error, Result};
 use crate::runtime::{ElementType, InputValue, OnnxModel};
@@ -407,12 +408,13 @@ pub(crate) struct VaeDecoder {
 }
 
 impl VaeDecoder {
-    pub fn new(model: OnnxModel) -> Result<Self> {
+    pub fn new(mut model: OnnxModel) -> Result<Self> {
         let latents = model.require_input("latent_sample", "latents [batch, 4, height/8, width/8]")?;
         if latents.rank() != 4 {
             return Err(Error::invalid_model(model.path(), "`latent_sample` must have rank 4"));
         }
         let half = latents.element_type == ElementType::F16;
+        model.release_memory_after_runs();
         Ok(VaeDecoder { model, half })
     }
 
@@ -420,18 +422,24 @@ impl VaeDecoder {
         self.model.take_run_time()
     }
 
-    /// Decodes one latent image and returns HWC floats in [0, 1] with its height and width.
-    pub fn decode(&mut self, latents: &[f32], latent_shape: [usize; 3]) -> Result<(usize, usize, Vec<f32>)> {
-        let shape = vec![1, latent_shape[0] as i64, latent_shape[1] as i64, latent_shape[2] as i64];
-        let output = self.model.run(&[("latent_sample", InputValue::Float { shape, data: latents })])?;
-        let (shape, chw) = output.float(0)?;
-        let [_, 3, h, w] = shape[..] else {
-            return Err(Error::invalid_model(output.path(), format!("expected a [1, 3, H, W] image, got {shape:?}")));
+    /// Decodes one latent image (`[channels, h, w]`), whole or in tiles, and returns HWC
+    /// floats in [0, 1] with its height and width.
+    pub fn decode(
+        &mut self,
+        latents: &[f32],
+        latent_shape: [usize; 3],
+        tiles: Option<TileSize>,
+    ) -> Result<(usize, usize, Vec<f32>)> {
+        let [channels, height, width] = latent_shape;
+        let latents = Planes { channels, height, width, data: latents.to_vec() };
+        let image = match tiles {
+            Some(size) => run_tiled(&latents, size, &mut |tile| self.decode_planes(tile))?,
+            None => self.decode_planes(latents)?,
         };
-        let (h, w) = (h as usize, w as usize);
+        let (h, w) = (image.height, image.width);
         let plane = h * w;
         let mut hwc = vec![0.0f32; plane * 3];
-        if chw.iter().any(|v| !v.is_finite()) {
+        if image.data.iter().any(|v| !v.is_finite()) {
             // The well-known black-image bug of fp16 VAEs: say so instead of returning black.
             let hint = if self.half {
                 "; it computes in float16, which overflows on some latents: use a float32 VAE decoder \
@@ -441,15 +449,26 @@ impl VaeDecoder {
             };
             return Err(Error::Inference(format!(
                 "{}: the VAE decoder produced NaN or infinite values{hint}",
-                output.path().display()
+                self.model.path().display()
             )));
         }
-        for (c, channel) in chw.chunks_exact(plane).enumerate() {
+        for (c, channel) in image.data.chunks_exact(plane).enumerate() {
             for (p, &v) in channel.iter().enumerate() {
                 hwc[p * 3 + c] = (v / 2.0 + 0.5).clamp(0.0, 1.0); // diffusers: clip(x / 2 + 0.5, 0, 1)
             }
         }
         Ok((h, w, hwc))
+    }
+
+    /// One run of the graph: latents in, the [3, H, W] image in [-1, 1] out.
+    fn decode_planes(&mut self, latents: Planes) -> Result<Planes> {
+        let shape = vec![1, latents.channels as i64, latents.height as i64, latents.width as i64];
+        let output = self.model.run(&[("latent_sample", InputValue::Float { shape, data: &latents.data })])?;
+        let (shape, chw) = output.float(0)?;
+        let [_, 3, h, w] = shape[..] else {
+            return Err(Error::invalid_model(output.path(), format!("expected a [1, 3, H, W] image, got {shape:?}")));
+        };
+        Ok(Planes { channels: 3, height: h as usize, width: w as usize, data: chw.into_owned() })
     }
 }
 
@@ -469,11 +488,12 @@ pub(crate) enum LatentDistribution {
 }
 
 impl VaeEncoder {
-    pub fn new(model: OnnxModel) -> Result<Self> {
+    pub fn new(mut model: OnnxModel) -> Result<Self> {
         let image = model.require_input("sample", "image [batch, 3, height, width] in [-1, 1]")?;
         if image.rank() != 4 {
             return Err(Error::invalid_model(model.path(), "`sample` must have rank 4"));
         }
+        model.release_memory_after_runs();
         Ok(VaeEncoder { model })
     }
 
@@ -481,26 +501,44 @@ impl VaeEncoder {
         self.model.take_run_time()
     }
 
-    /// Encodes one CHW image in [-1, 1] of `height` x `width` pixels.
-    pub fn encode(&mut self, chw: &[f32], height: usize, width: usize, channels: usize) -> Result<LatentDistribution> {
-        let shape = vec![1, 3, height as i64, width as i64];
-        let output = self.model.run(&[("sample", InputValue::Float { shape, data: chw })])?;
-        let (shape, data) = output.float(0)?;
-        let per_channel = match shape[..] {
-            [1, c, h, w] if c as usize == channels || c as usize == 2 * channels => (h * w) as usize,
-            _ => {
-                return Err(Error::invalid_model(
-                    output.path(),
-                    format!("expected [1, {channels} or {}, h, w] latents, got {shape:?}", 2 * channels),
-                ))
-            }
+    /// Encodes one CHW image in [-1, 1] of `height` x `width` pixels, whole or in tiles.
+    pub fn encode(
+        &mut self,
+        chw: &[f32],
+        height: usize,
+        width: usize,
+        channels: usize,
+        tiles: Option<TileSize>,
+    ) -> Result<LatentDistribution> {
+        let image = Planes { channels: 3, height, width, data: chw.to_vec() };
+        let latents = match tiles {
+            Some(size) => run_tiled(&image, size, &mut |tile| self.encode_planes(tile, channels))?,
+            None => self.encode_planes(image, channels)?,
         };
-        let (mean, rest) = data.split_at(channels * per_channel);
-        Ok(if rest.is_empty() {
-            LatentDistribution::Mean(mean.to_vec())
+        let mut data = latents.data;
+        Ok(if latents.channels == channels {
+            LatentDistribution::Mean(data)
         } else {
-            LatentDistribution::Gaussian { mean: mean.to_vec(), log_variance: rest.to_vec() }
+            let log_variance = data.split_off(channels * latents.height * latents.width);
+            LatentDistribution::Gaussian { mean: data, log_variance }
         })
+    }
+
+    /// One run of the graph: the latent mean, or the mean and log-variance stacked (diffusers
+    /// blends tiles of both alike).
+    fn encode_planes(&mut self, image: Planes, channels: usize) -> Result<Planes> {
+        let shape = vec![1, 3, image.height as i64, image.width as i64];
+        let output = self.model.run(&[("sample", InputValue::Float { shape, data: &image.data })])?;
+        let (shape, data) = output.float(0)?;
+        match shape[..] {
+            [1, c, h, w] if c as usize == channels || c as usize == 2 * channels => {
+                Ok(Planes { channels: c as usize, height: h as usize, width: w as usize, data: data.into_owned() })
+            }
+            _ => Err(Error::invalid_model(
+                output.path(),
+                format!("expected [1, {channels} or {}, h, w] latents, got {shape:?}", 2 * channels),
+            )),
+        }
     }
 }
 

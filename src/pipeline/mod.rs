@@ -10,9 +10,10 @@ mod params;
 mod preview;
 mod queue;
 mod start;
+mod tiling;
 mod unet_input;
 
-pub use params::{CancelHandle, GenerateParams, LoadOptions, StepProgress, WarningSink};
+pub use params::{CancelHandle, GenerateParams, LoadOptions, StepProgress, VaeTiling, WarningSink};
 pub use preview::{PreviewKind, PreviewOptions};
 pub(crate) use queue::Shared;
 pub use queue::{Job, JobProgress, JobState, SharedPipeline};
@@ -26,6 +27,7 @@ use graphs::Graphs;
 use inpaint::InpaintMask;
 use preview::LatentToRgb;
 use start::SourceImage;
+use tiling::TileSize;
 use unet_input::{InpaintInputs, UnetInput};
 
 use crate::embeddings::EmbeddingSet;
@@ -288,6 +290,8 @@ impl Pipeline {
         let params = untagged.as_ref().unwrap_or(params);
         self.graphs.take_run_times();
         let (width, height) = self.resolve_size(params)?;
+        let tile_side = params.vae_tile_size.unwrap_or(self.default_size.0.max(self.default_size.1));
+        let tiles = tiling::plan(params.vae_tiling, tile_side, self.info.vae_scale_factor, width, height)?;
         let images = params.batch_size as usize;
         let factor = self.info.vae_scale_factor;
         let latent_shape = [LATENT_CHANNELS, (height / factor) as usize, (width / factor) as usize];
@@ -314,7 +318,7 @@ impl Pipeline {
         }
 
         // Image-to-image and inpainting inputs, encoded once for the batch.
-        let source = self.prepare_source(params, width, height)?;
+        let source = self.prepare_source(params, width, height, tiles.map(|t| t.encode))?;
         self.graphs.done_with_vae();
         let draws = start::draw(
             source.as_ref(),
@@ -385,7 +389,7 @@ impl Pipeline {
             let step = index - begin + 1;
             let previews = match params.preview {
                 Some(preview) if preview.every > 0 && step % preview.every as usize == 0 => {
-                    self.previews(&latents, latent_shape, preview.kind)?
+                    self.previews(&latents, latent_shape, preview.kind, tiles.map(|t| t.decode))?
                 }
                 _ => Vec::new(),
             };
@@ -400,7 +404,8 @@ impl Pipeline {
         latents.iter_mut().for_each(|v| *v *= scale);
         let mut decoded = Vec::with_capacity(images);
         for image_latents in latents.chunks_exact(latent_len) {
-            let (h, w, mut data) = self.graphs.decoder(&self.info)?.decode(image_latents, latent_shape)?;
+            let (h, w, mut data) =
+                self.graphs.decoder(&self.info)?.decode(image_latents, latent_shape, tiles.map(|t| t.decode))?;
             if let (Some(mask), Some(original), true) = (mask, &params.init_image, params.preserve_unmasked) {
                 mask.overlay(&mut data, original);
             }
@@ -485,7 +490,13 @@ impl Pipeline {
     }
 
     /// One preview per image of `latents` (the sampler's scale).
-    fn previews(&mut self, latents: &[f32], latent_shape: [usize; 3], kind: PreviewKind) -> Result<Vec<Image>> {
+    fn previews(
+        &mut self,
+        latents: &[f32],
+        latent_shape: [usize; 3],
+        kind: PreviewKind,
+        tiles: Option<TileSize>,
+    ) -> Result<Vec<Image>> {
         let latent_len: usize = latent_shape.iter().product();
         let scaling = self.info.vae_scaling_factor;
         let unscale = (1.0 / scaling as f64) as f32;
@@ -505,7 +516,7 @@ impl Pipeline {
                 .map(|item| {
                     // The same arithmetic as the final decode, so the last preview is the image.
                     let unscaled: Vec<f32> = item.iter().map(|v| v * unscale).collect();
-                    let (h, w, data) = self.graphs.decoder(&self.info)?.decode(&unscaled, latent_shape)?;
+                    let (h, w, data) = self.graphs.decoder(&self.info)?.decode(&unscaled, latent_shape, tiles)?;
                     Image::from_float_hwc(w as u32, h as u32, &data)
                 })
                 .collect(),
@@ -513,7 +524,13 @@ impl Pipeline {
     }
 
     /// Encodes what image-to-image and inpainting start from; `None` for text-to-image.
-    fn prepare_source(&mut self, params: &GenerateParams, width: u32, height: u32) -> Result<Option<SourceImage>> {
+    fn prepare_source(
+        &mut self,
+        params: &GenerateParams,
+        width: u32,
+        height: u32,
+        tiles: Option<TileSize>,
+    ) -> Result<Option<SourceImage>> {
         let inpainting_unet = self.graphs.unet(&self.info)?.in_channels() != LATENT_CHANNELS;
         let (Some(init), mask) = (&params.init_image, &params.mask_image) else {
             return if params.mask_image.is_some() {
@@ -540,21 +557,21 @@ impl Pipeline {
                     "this is an inpainting model (its UNet takes 9 channels): give mask_image too".into(),
                 ));
             }
-            let image = self.encode_pixels(&pixels, width, height)?;
+            let image = self.encode_pixels(&pixels, width, height, tiles)?;
             return Ok(Some(SourceImage { image: Some(image), mask: None, masked: None }));
         };
         let mask = InpaintMask::new(mask, width, height, self.info.vae_scale_factor)?;
         // As diffusers: the init image's latents are needed to blend them back (regular UNet)
         // or to start from (strength below 1); an inpainting UNet sees the masked image.
         let image = if !inpainting_unet || params.strength < 1.0 {
-            Some(self.encode_pixels(&pixels, width, height)?)
+            Some(self.encode_pixels(&pixels, width, height, tiles)?)
         } else {
             None
         };
         let masked = if inpainting_unet {
             let mut pixels = pixels;
             mask.blank_masked(&mut pixels);
-            Some(self.encode_pixels(&pixels, width, height)?)
+            Some(self.encode_pixels(&pixels, width, height, tiles)?)
         } else {
             None
         };
@@ -562,9 +579,15 @@ impl Pipeline {
     }
 
     /// The latent distribution of a CHW image in [-1, 1] (the VAE encoder is loaded on first use).
-    fn encode_pixels(&mut self, chw: &[f32], width: u32, height: u32) -> Result<LatentDistribution> {
+    fn encode_pixels(
+        &mut self,
+        chw: &[f32],
+        width: u32,
+        height: u32,
+        tiles: Option<TileSize>,
+    ) -> Result<LatentDistribution> {
         let encoder = self.graphs.encoder(&self.info)?;
-        let distribution = encoder.encode(chw, height as usize, width as usize, LATENT_CHANNELS)?;
+        let distribution = encoder.encode(chw, height as usize, width as usize, LATENT_CHANNELS, tiles)?;
         self.check_cancelled()?;
         Ok(distribution)
     }

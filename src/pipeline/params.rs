@@ -115,6 +115,27 @@ pub struct GenerateParams {
     /// (weighted like any word). A set other than the previous call's reloads the text
     /// encoders; the same set again costs nothing.
     pub embeddings: EmbeddingSet,
+    /// Whether the VAE decodes (and encodes an init image) in tiles; see [`VaeTiling`].
+    pub vae_tiling: VaeTiling,
+    /// Tile side in pixels, a multiple of 32 (4 latents) from 64; `None`: the model's native
+    /// image size (512 for SD 1.x, 768 for SD 2.x, 1024 for SDXL), as diffusers' tiles.
+    pub vae_tile_size: Option<u32>,
+}
+
+/// When the VAE runs on overlapping tiles blended at the seams (diffusers' `tiled_decode`):
+/// its memory is then one tile's at any image size, and the image differs from a whole-image
+/// pass slightly, near the seams most.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VaeTiling {
+    /// Tiles images of at least 4 tiles' pixels (from 1024x1024 on SD 1.x, 2048x2048 on SDXL
+    /// with the default tile), where a whole-image pass needs several GB; smaller images are
+    /// decoded whole, exactly as diffusers does by default.
+    #[default]
+    Auto,
+    /// Always the whole image at once.
+    Off,
+    /// Tiles whenever the image is larger than one tile, as diffusers' `enable_vae_tiling()`.
+    On,
 }
 
 impl Default for GenerateParams {
@@ -143,6 +164,8 @@ impl Default for GenerateParams {
             loras: LoraSet::default(),
             lora_dir: None,
             embeddings: EmbeddingSet::default(),
+            vae_tiling: VaeTiling::Auto,
+            vae_tile_size: None,
         }
     }
 }

@@ -49,7 +49,7 @@ impl LatentToRgb {
         let mut latents = vec![0.0f32; LATENT_CHANNELS * plane];
         RngKind::Numpy.seeded(0)?.fill_standard_normal(&mut latents);
         let unscaled: Vec<f32> = latents.iter().map(|v| v / scaling_factor).collect();
-        let (h, w, rgb) = decoder.decode(&unscaled, [LATENT_CHANNELS, PROBE_SIDE, PROBE_SIDE])?;
+        let (h, w, rgb) = decoder.decode(&unscaled, [LATENT_CHANNELS, PROBE_SIDE, PROBE_SIDE], None)?;
         if h % PROBE_SIDE != 0 || w % PROBE_SIDE != 0 || h != w {
             return Err(Error::Inference(format!(
                 "the VAE decoder made {w}x{h} pixels from {PROBE_SIDE}x{PROBE_SIDE} latents"
