@@ -65,6 +65,9 @@ static void usage(FILE *to) {
             "                          prompts; repeatable\n"
             "  --low-memory            keep only the UNet loaded between uses (text encoders and\n"
             "                          VAE are loaded for their part of the work)\n"
+            "  --vae-tiling MODE       auto (default: tiles from 4 tiles' pixels up), on or off\n"
+            "  --vae-tile-size N       VAE tile side in pixels, a multiple of 32 (default: the\n"
+            "                          model's size)\n"
             "  --provider NAME         cpu (default), cuda, directml, coreml or webgpu; one that\n"
             "                          cannot be used is an error, never a silent fall back to CPU\n"
             "  --quiet                 no progress bar\n");
@@ -206,6 +209,22 @@ int main(int argc, char **argv) {
         unsigned long long number = 0;
         if (!strcmp(flag, "--model")) {
             model = value;
+        } else if (!strcmp(flag, "--vae-tiling")) {
+            if (!strcmp(value, "auto")) {
+                params.vae_tiling = SDRT_VAE_TILING_AUTO;
+            } else if (!strcmp(value, "on")) {
+                params.vae_tiling = SDRT_VAE_TILING_ON;
+            } else if (!strcmp(value, "off")) {
+                params.vae_tiling = SDRT_VAE_TILING_OFF;
+            } else {
+                fprintf(stderr, "txt2img: --vae-tiling expects auto, on or off, got \"%s\"\n", value);
+                return 2;
+            }
+        } else if (!strcmp(flag, "--vae-tile-size")) {
+            if (!parse_u64(flag, value, UINT32_MAX, &number)) {
+                return 2;
+            }
+            params.vae_tile_size = (uint32_t)number;
         } else if (!strcmp(flag, "--provider")) {
             int kind = provider_kind(value);
             if (kind < 0) {

@@ -20,7 +20,6 @@
  *    Callbacks must not throw, longjmp or unwind through sdrt either.
  *  - Unless a function says otherwise it may be called from any thread.
  */
-
 #ifndef SDRT_H
 #define SDRT_H
 
@@ -28,9 +27,9 @@
 #include <stdint.h>
 /** Version of the header; compare with sdrt_version_number() at run time. */
 #define SDRT_VERSION_MAJOR 0
-#define SDRT_VERSION_MINOR 2
+#define SDRT_VERSION_MINOR 3
 #define SDRT_VERSION_PATCH 0
-#define SDRT_VERSION_STRING "0.2.0"
+#define SDRT_VERSION_STRING "0.3.0"
 #define SDRT_VERSION_NUMBER (SDRT_VERSION_MAJOR * 10000 + SDRT_VERSION_MINOR * 100 + SDRT_VERSION_PATCH)
 
 /** The ABI this header describes; sdrt_abi_version() gives the library's. A library whose
@@ -186,6 +185,11 @@ typedef int32_t (*sdrt_progress_callback)(void *user_data, uint32_t step, uint32
  * go on, 0 to cancel.
  */
 typedef int32_t (*sdrt_preview_callback)(void *user_data, uint32_t step, uint32_t total_steps, uint32_t image_index, const struct sdrt_image *preview);
+
+/**
+ * When the VAE runs in tiles (`sdrt_generate_params.vae_tiling`). Values are pinned. Since 0.3.
+ */
+typedef int32_t sdrt_vae_tiling;
 
 /**
  * Parameters of one generation. Fill with `sdrt_generate_params_init`; strings, noise and
@@ -351,6 +355,17 @@ typedef struct sdrt_generate_params {
    * Entries in `embeddings` (at most 64).
    */
   size_t embedding_count;
+  /**
+   * One of `SDRT_VAE_TILING_*` (default `SDRT_VAE_TILING_AUTO`): whether the VAE decodes
+   * (and encodes an init image) in overlapping tiles blended at the seams, which bounds its
+   * memory to one tile's at any size and changes the image slightly near the seams.
+   */
+  sdrt_vae_tiling vae_tiling;
+  /**
+   * Tile side in pixels, a multiple of 32 from 64; 0 (default): the model's native image
+   * size (512 for SD 1.x, 768 for SD 2.x, 1024 for SDXL).
+   */
+  uint32_t vae_tile_size;
 } sdrt_generate_params;
 
 /**
@@ -640,6 +655,22 @@ typedef struct sdrt_model_file {
  * The latents through the VAE decoder: the full-size picture, at the cost of a decode.
  */
 #define SDRT_PREVIEW_DECODE 1
+
+/**
+ * Tiles images of at least 4 tiles' pixels (from 1024x1024 on SD 1.x, 2048x2048 on SDXL
+ * with the default tile); smaller ones are decoded whole, as diffusers does (default).
+ */
+#define SDRT_VAE_TILING_AUTO 0
+
+/**
+ * Always the whole image at once.
+ */
+#define SDRT_VAE_TILING_OFF 1
+
+/**
+ * Tiles whenever the image is larger than one tile (diffusers' `enable_vae_tiling()`).
+ */
+#define SDRT_VAE_TILING_ON 2
 
 /**
  * 3 bytes a pixel: red, green, blue.
@@ -1110,10 +1141,22 @@ SDRT_API void sdrt_execution_provider_init(struct sdrt_execution_provider *provi
 SDRT_API void sdrt_load_options_init(struct sdrt_load_options *options);
 
 /**
- * Fills `params` with the defaults (25 steps, guidance 7.5, seed 0, the model's sampler
- * and size). Does nothing when `params` is NULL. Any thread; never blocks.
+ * The unsized `*_init` of structs that have grown since ABI 1: writes the first
+ * `GENERATE_PARAMS_INIT_SIZE` bytes (the 0.2 layout) and nothing past them. Use
+ * `sdrt_generate_params_init_sized`, which the header's `sdrt_generate_params_init` macro
+ * calls. Does nothing when `params` is NULL. Any thread; never blocks.
  */
 SDRT_API void sdrt_generate_params_init(struct sdrt_generate_params *params);
+
+/**
+ * Fills the `size` bytes at `params` (`sizeof(sdrt_generate_params)` of the caller's header)
+ * with the defaults (25 steps, guidance 7.5, seed 0, the model's sampler and size) and sets
+ * `struct_size` to `size`; bytes past this library's own struct are zeroed (fields it does
+ * not know, left unused). Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`,
+ * `SDRT_STATUS_INVALID_ARGUMENT` (`size` below the ABI 1 struct's 160 bytes or above 4096 bytes,
+ * nothing written). Since 0.3. Any thread; never blocks.
+ */
+SDRT_API sdrt_status sdrt_generate_params_init_sized(struct sdrt_generate_params *params, size_t size);
 
 /**
  * Loads ONNX Runtime now (instead of at the first load) and sets the process's shared
@@ -1279,5 +1322,11 @@ SDRT_API uint32_t sdrt_abi_version(void);
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
+
+/** sdrt_generate_params_init(params) fills this header's sdrt_generate_params, whatever the
+ *  library's size: it calls sdrt_generate_params_init_sized with sizeof (since 0.3; the
+ *  function of that name, which 0.2 programs call, writes the 0.2 struct's 208 bytes). */
+#define sdrt_generate_params_init(params) \
+    sdrt_generate_params_init_sized((params), sizeof(sdrt_generate_params))
 
 #endif  /* SDRT_H */

@@ -65,6 +65,14 @@ cmp "$build/lora.png" "$build/lora-tags.png"
 "$build/txt2img" --model "$model" --prompt "a sdrtcat and a <sdrt-toy>" --steps 2 --width 64 --height 64 \
   --output "$build/no-embedding.png" --quiet
 ! cmp -s "$build/embedding.png" "$build/no-embedding.png"
+# VAE tiling from the command line: 64-px tiles change a 128x128 image, tiles of its size do not.
+for tiling in "off" "on --vae-tile-size 64" "on --vae-tile-size 128"; do
+  # shellcheck disable=SC2086
+  "$build/txt2img" --model "$model" --prompt "a red circle" --steps 2 --width 128 --height 128 \
+    --vae-tiling $tiling --output "$build/tiling-${tiling// /_}.png" --quiet
+done
+! cmp -s "$build/tiling-off.png" "$build/tiling-on_--vae-tile-size_64.png"
+cmp "$build/tiling-off.png" "$build/tiling-on_--vae-tile-size_128.png"
 # A provider this ONNX Runtime lacks is an error that names it, never a CPU image.
 if "$build/txt2img" --model "$model" --prompt x --steps 2 --width 64 --height 64 --provider webgpu \
   --output "$build/webgpu.png" --quiet 2>"$build/webgpu.err"; then

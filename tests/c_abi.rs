@@ -119,12 +119,14 @@ fn structs_of_the_v1_size_and_of_a_newer_header() {
     // Unknown fields left at zero (what a newer *_init writes) mean "not used": accepted.
     let (status, with_zero_tail) = generate(&newer.v1);
     assert_eq!(status, SDRT_STATUS_OK, "{}", last_error());
-    // An old caller's struct: 0.1's header, before the LoRA fields.
-    let mut old = newer.v1;
-    old.struct_size = 160;
-    let (status, v1) = generate(&old);
-    assert_eq!(status, SDRT_STATUS_OK);
-    assert_eq!(with_zero_tail, v1);
+    // Old callers' structs: 0.1's header (before the LoRA fields) and 0.2's (before VAE tiling).
+    for size in [160, 208] {
+        let mut old = newer.v1;
+        old.struct_size = size;
+        let (status, earlier) = generate(&old);
+        assert_eq!(status, SDRT_STATUS_OK, "struct_size {size}");
+        assert_eq!(with_zero_tail, earlier, "struct_size {size}");
+    }
     // A setting this library does not have is refused, not ignored.
     newer.added = 1;
     assert_eq!(generate(&newer.v1).0, SDRT_STATUS_INVALID_ARGUMENT);
@@ -138,6 +140,15 @@ fn structs_of_the_v1_size_and_of_a_newer_header() {
     }
     let mut p = params();
     p.reserved = 1;
+    assert_eq!(generate(&p).0, SDRT_STATUS_INVALID_ARGUMENT);
+    let mut p = params();
+    p.vae_tiling = 3;
+    assert_eq!(generate(&p).0, SDRT_STATUS_INVALID_ARGUMENT);
+    assert!(last_error().contains("VAE tiling"), "{}", last_error());
+    // 0.3's tiling fields: a tile size that is no multiple of 32 is refused.
+    let mut p = params();
+    p.vae_tiling = SDRT_VAE_TILING_ON;
+    p.vae_tile_size = 100;
     assert_eq!(generate(&p).0, SDRT_STATUS_INVALID_ARGUMENT);
 }
 

@@ -333,6 +333,9 @@ struct GenerateOptions {
     std::string lora_dir;
     /// Textual-inversion embeddings (borrowed for the call).
     std::vector<const Embedding *> embeddings;
+    /// Whether the VAE runs in tiles (SDRT_VAE_TILING_AUTO: images of 4 tiles' pixels and up).
+    sdrt_vae_tiling vae_tiling = SDRT_VAE_TILING_AUTO;
+    uint32_t vae_tile_size = 0;  // pixels, a multiple of 32; 0: the model's image size
     uint32_t preview_every = 0;
     sdrt_preview_kind preview_kind = SDRT_PREVIEW_APPROXIMATE;
     /// Blocking calls only; return false to cancel. Runs on the calling thread.
@@ -582,6 +585,8 @@ private:
             params.initial_noise_len = from.initial_noise.size();
             params.preview_every = from.preview_every;
             params.preview_kind = from.preview_kind;
+            params.vae_tiling = from.vae_tiling;
+            params.vae_tile_size = from.vae_tile_size;
             for (const auto &entry : from.loras) {
                 lora_handles.push_back(entry.first ? entry.first->get() : nullptr);
                 lora_strengths.push_back(entry.second);

@@ -58,6 +58,9 @@ namespace Sdrt
         public IntPtr LoraDir;
         public IntPtr Embeddings;
         public UIntPtr EmbeddingCount;
+        // Appended in 0.3.
+        public int VaeTiling;
+        public uint VaeTileSize;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -122,7 +125,7 @@ namespace Sdrt
 
         [DllImport(Library, CallingConvention = Cdecl)] public static extern void sdrt_load_options_init(ref RawLoadOptions options);
         [DllImport(Library, CallingConvention = Cdecl)] public static extern void sdrt_execution_provider_init(ref RawExecutionProvider provider);
-        [DllImport(Library, CallingConvention = Cdecl)] public static extern void sdrt_generate_params_init(ref RawGenerateParams parameters);
+        [DllImport(Library, CallingConvention = Cdecl)] public static extern int sdrt_generate_params_init_sized(ref RawGenerateParams parameters, UIntPtr size);
         [DllImport(Library, CallingConvention = Cdecl)] public static extern void sdrt_job_progress_init(ref RawJobProgress progress);
 
         [DllImport(Library, CallingConvention = Cdecl)] public static extern int sdrt_pipeline_load(byte[] modelDir, ref RawLoadOptions options, out PipelineHandle pipeline);

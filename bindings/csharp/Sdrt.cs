@@ -24,6 +24,7 @@ namespace Sdrt
     public enum PromptSyntax { Weighted = 0, Plain = 1 }
     public enum Rng { Numpy = 0, Torch = 1, Philox = 2 }
     public enum PreviewKind { Approximate = 0, Decode = 1 }
+    public enum VaeTiling { Auto = 0, Off = 1, On = 2 }
     public enum PixelFormat { Rgb8 = 0, Rgba8 = 1, Bgra8 = 2 }
     public enum JobState { Queued = 0, Running = 1, Done = 2, Failed = 3, Cancelled = 4 }
     public enum LogLevel { Error = 1, Warning = 2, Info = 3, Debug = 4 }
@@ -378,6 +379,10 @@ namespace Sdrt
         public string LoraDir;
         /// <summary>Textual-inversion embeddings for this generation.</summary>
         public List<Embedding> Embeddings = new List<Embedding>();
+        /// <summary>Whether the VAE runs in tiles: Auto tiles images of 4 tiles' pixels and up.</summary>
+        public VaeTiling VaeTiling = VaeTiling.Auto;
+        /// <summary>Tile side in pixels, a multiple of 32; 0: the model's image size.</summary>
+        public uint VaeTileSize;
     }
 
     public sealed class ExecutionProvider
@@ -655,7 +660,8 @@ namespace Sdrt
         {
             if (options == null) throw new ArgumentNullException("options");
             var raw = new RawGenerateParams();
-            Native.sdrt_generate_params_init(ref raw);
+            // Sized: the library writes exactly this binding's struct, whatever its own size.
+            SdrtException.Check(Native.sdrt_generate_params_init_sized(ref raw, (UIntPtr)Marshal.SizeOf(typeof(RawGenerateParams))));
             raw.Width = options.Width;
             raw.Height = options.Height;
             raw.Steps = options.Steps != 0 ? options.Steps : RecommendedSteps;
@@ -672,6 +678,8 @@ namespace Sdrt
             raw.PreserveUnmasked = options.PreserveUnmasked ? 1u : 0u;
             raw.PreviewEvery = options.PreviewEvery;
             raw.PreviewKind = (int)options.PreviewKind;
+            raw.VaeTiling = (int)options.VaeTiling;
+            raw.VaeTileSize = options.VaeTileSize;
             raw.Prompt = scope.String(options.Prompt);
             raw.NegativePrompt = scope.String(options.NegativePrompt);
             if (options.InitialNoise != null)

@@ -44,6 +44,8 @@ class _GenerateParams(_c.Structure):
         ("loras", _c.POINTER(_c.c_void_p)), ("lora_strengths", _c.POINTER(_c.c_float)),
         ("lora_count", _c.c_size_t), ("lora_dir", _c.c_char_p),
         ("embeddings", _c.POINTER(_c.c_void_p)), ("embedding_count", _c.c_size_t),
+        # Appended in 0.3.
+        ("vae_tiling", _c.c_int32), ("vae_tile_size", _c.c_uint32),
     ]
 
 
@@ -69,7 +71,7 @@ def _declare(lib):
         "sdrt_version": (_c.c_char_p, []),
         "sdrt_status_str": (_c.c_char_p, [i32]),
         "sdrt_last_error_message": (size, [_c.c_char_p, size]),
-        "sdrt_generate_params_init": (None, [_c.POINTER(_GenerateParams)]),
+        "sdrt_generate_params_init_sized": (i32, [_c.POINTER(_GenerateParams), _c.c_size_t]),
         "sdrt_job_progress_init": (None, [_c.POINTER(_JobProgress)]),
         "sdrt_sampler_from_name": (i32, [_c.c_char_p, _c.POINTER(i32), _c.POINTER(i32)]),
         "sdrt_rng_from_name": (i32, [_c.c_char_p, _c.POINTER(i32)]),
@@ -298,13 +300,15 @@ class Pipeline:
 
     def _params(self, prompt="", negative_prompt="", width=0, height=0, steps=0, guidance_scale=None, seed=0,
                 scheduler=None, rng=None, batch_size=1, init_image=None, strength=0.8, loras=(), lora_dir=None,
-                embeddings=()):
+                embeddings=(), vae_tiling="auto", vae_tile_size=0):
         """sdrt_generate_params for one call; steps 0 and guidance None: the model's defaults.
         loras: (Lora, strength) pairs; lora_dir: where <lora:NAME:STRENGTH> prompt tags look;
-        embeddings: Embedding objects."""
+        embeddings: Embedding objects; vae_tiling: "auto", "off" or "on"; vae_tile_size: pixels,
+        0 for the model's size."""
         lib = library()
         params = _GenerateParams()
-        lib.sdrt_generate_params_init(_c.byref(params))
+        # Sized: the library writes exactly this binding's struct, whatever its own size.
+        _check(lib.sdrt_generate_params_init_sized(_c.byref(params), _c.sizeof(params)))
         recommended_steps, recommended_guidance = _c.c_uint32(), _c.c_float()
         _check(lib.sdrt_pipeline_recommended_settings(self._handle, _c.byref(recommended_steps),
                                                        _c.byref(recommended_guidance)))
@@ -329,6 +333,10 @@ class Pipeline:
             params.loras, params.lora_strengths, params.lora_count = handles, strengths, len(loras)
             params._keep_alive = (handles, strengths)
         params.lora_dir = _utf8(None if lora_dir is None else os.fspath(lora_dir))
+        tiling_modes = {"auto": 0, "off": 1, "on": 2}
+        if vae_tiling not in tiling_modes:
+            raise ValueError(f"vae_tiling must be one of {sorted(tiling_modes)}, not {vae_tiling!r}")
+        params.vae_tiling, params.vae_tile_size = tiling_modes[vae_tiling], vae_tile_size
         if embeddings:
             handles = (_c.c_void_p * len(embeddings))(*[e._handle.value for e in embeddings])
             params.embeddings, params.embedding_count = handles, len(embeddings)

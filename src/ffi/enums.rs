@@ -5,7 +5,7 @@ use std::ffi::{c_char, CStr};
 
 use super::{boundary, sdrt_status, Failure};
 use crate::error::Error;
-use crate::pipeline::PreviewKind;
+use crate::pipeline::{PreviewKind, VaeTiling};
 use crate::rng::RngKind;
 use crate::scheduler::{SamplerName, SchedulerKind, SigmaSpacing};
 use crate::tokenizer::PromptSyntax;
@@ -86,6 +86,16 @@ pub const SDRT_PREVIEW_APPROXIMATE: sdrt_preview_kind = 0;
 /// The latents through the VAE decoder: the full-size picture, at the cost of a decode.
 pub const SDRT_PREVIEW_DECODE: sdrt_preview_kind = 1;
 
+/// When the VAE runs in tiles (`sdrt_generate_params.vae_tiling`). Values are pinned. Since 0.3.
+pub type sdrt_vae_tiling = i32;
+/// Tiles images of at least 4 tiles' pixels (from 1024x1024 on SD 1.x, 2048x2048 on SDXL
+/// with the default tile); smaller ones are decoded whole, as diffusers does (default).
+pub const SDRT_VAE_TILING_AUTO: sdrt_vae_tiling = 0;
+/// Always the whole image at once.
+pub const SDRT_VAE_TILING_OFF: sdrt_vae_tiling = 1;
+/// Tiles whenever the image is larger than one tile (diffusers' `enable_vae_tiling()`).
+pub const SDRT_VAE_TILING_ON: sdrt_vae_tiling = 2;
+
 /// Looks up a random number generator by name (`numpy`, `torch` or `philox`, any case; also
 /// `cuda`, `torch_cuda` and `nv` for `philox`). On success
 /// writes the `SDRT_RNG_*` value to `*out`. Statuses: `SDRT_STATUS_OK`,
@@ -122,6 +132,15 @@ pub(crate) fn preview_kind(code: sdrt_preview_kind) -> Result<PreviewKind, Failu
         SDRT_PREVIEW_APPROXIMATE => Ok(PreviewKind::Approximate),
         SDRT_PREVIEW_DECODE => Ok(PreviewKind::Decode),
         other => Err(Error::InvalidArgument(format!("unknown preview kind {other}")).into()),
+    }
+}
+
+pub(crate) fn vae_tiling(code: sdrt_vae_tiling) -> Result<VaeTiling, Failure> {
+    match code {
+        SDRT_VAE_TILING_AUTO => Ok(VaeTiling::Auto),
+        SDRT_VAE_TILING_OFF => Ok(VaeTiling::Off),
+        SDRT_VAE_TILING_ON => Ok(VaeTiling::On),
+        other => Err(Error::InvalidArgument(format!("unknown VAE tiling mode {other}")).into()),
     }
 }
 

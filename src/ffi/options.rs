@@ -233,6 +233,15 @@ pub struct sdrt_generate_params {
     pub embeddings: *const *const sdrt_embedding,
     /// Entries in `embeddings` (at most 64).
     pub embedding_count: usize,
+    // Appended in 0.3 (ABI 1, struct_size 216). Callers compiled against earlier releases
+    // pass 160 or 208 and get the defaults below.
+    /// One of `SDRT_VAE_TILING_*` (default `SDRT_VAE_TILING_AUTO`): whether the VAE decodes
+    /// (and encodes an init image) in overlapping tiles blended at the seams, which bounds its
+    /// memory to one tile's at any size and changes the image slightly near the seams.
+    pub vae_tiling: sdrt_vae_tiling,
+    /// Tile side in pixels, a multiple of 32 from 64; 0 (default): the model's native image
+    /// size (512 for SD 1.x, 768 for SD 2.x, 1024 for SDXL).
+    pub vae_tile_size: u32,
 }
 
 /// Fills `provider` with the defaults (the CPU provider, device 0, no options). Does nothing
@@ -271,48 +280,101 @@ pub unsafe extern "C" fn sdrt_load_options_init(options: *mut sdrt_load_options)
     }
 }
 
-/// Fills `params` with the defaults (25 steps, guidance 7.5, seed 0, the model's sampler
-/// and size). Does nothing when `params` is NULL. Any thread; never blocks.
+/// The 0.2 layout's size: what `sdrt_generate_params_init` writes, forever. Programs compiled
+/// against 0.2 headers call it on structs of this size; from 0.3 on the header maps it to
+/// `sdrt_generate_params_init_sized`, so a struct that grows never outgrows its caller's.
+const GENERATE_PARAMS_INIT_SIZE: usize = 208;
+
+/// The unsized `*_init` of structs that have grown since ABI 1: writes the first
+/// `GENERATE_PARAMS_INIT_SIZE` bytes (the 0.2 layout) and nothing past them. Use
+/// `sdrt_generate_params_init_sized`, which the header's `sdrt_generate_params_init` macro
+/// calls. Does nothing when `params` is NULL. Any thread; never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_generate_params_init(params: *mut sdrt_generate_params) {
-    if let Some(params) = unsafe { params.as_mut() } {
-        let defaults = GenerateParams::default();
-        *params = sdrt_generate_params {
-            struct_size: size_of::<sdrt_generate_params>() as u32,
-            width: 0,
-            height: 0,
-            steps: defaults.steps,
-            seed: defaults.seed,
-            strength: defaults.strength,
-            guidance_scale: defaults.guidance_scale,
-            guidance_rescale: defaults.guidance_rescale,
-            scheduler: SDRT_SCHEDULER_DEFAULT,
-            rng: SDRT_RNG_NUMPY,
-            sigma_schedule: SDRT_SIGMAS_DEFAULT,
-            prompt_syntax: SDRT_PROMPT_WEIGHTED,
-            batch_size: defaults.batch_size,
-            clip_skip: defaults.clip_skip,
-            preserve_unmasked: u32::from(defaults.preserve_unmasked),
-            preview_every: 0,
-            preview_kind: SDRT_PREVIEW_APPROXIMATE,
-            reserved: 0,
-            prompt: std::ptr::null(),
-            negative_prompt: std::ptr::null(),
-            initial_noise: std::ptr::null(),
-            initial_noise_len: 0,
-            init_image: std::ptr::null(),
-            mask_image: std::ptr::null(),
-            progress_callback: None,
-            progress_user_data: std::ptr::null_mut(),
-            preview_callback: None,
-            preview_user_data: std::ptr::null_mut(),
-            loras: std::ptr::null(),
-            lora_strengths: std::ptr::null(),
-            lora_count: 0,
-            lora_dir: std::ptr::null(),
-            embeddings: std::ptr::null(),
-            embedding_count: 0,
-        };
+    // SAFETY: a caller of this symbol has a struct of at least the 0.2 size.
+    unsafe { write_defaults(params, GENERATE_PARAMS_INIT_SIZE, GENERATE_PARAMS_INIT_SIZE) };
+}
+
+/// Fills the `size` bytes at `params` (`sizeof(sdrt_generate_params)` of the caller's header)
+/// with the defaults (25 steps, guidance 7.5, seed 0, the model's sampler and size) and sets
+/// `struct_size` to `size`; bytes past this library's own struct are zeroed (fields it does
+/// not know, left unused). Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`,
+/// `SDRT_STATUS_INVALID_ARGUMENT` (`size` below the ABI 1 struct's 160 bytes or above 4096 bytes,
+/// nothing written). Since 0.3. Any thread; never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn sdrt_generate_params_init_sized(
+    params: *mut sdrt_generate_params,
+    size: usize,
+) -> super::sdrt_status {
+    super::boundary(|| {
+        if params.is_null() {
+            return Err(Failure::Null("params"));
+        }
+        if !(<sdrt_generate_params as Versioned>::V1_SIZE..=MAX_STRUCT_SIZE).contains(&size) {
+            return Err(Error::InvalidArgument(format!("size {size} is no sdrt_generate_params of ABI 1")).into());
+        }
+        // SAFETY: the caller promises `size` writable bytes at `params`.
+        unsafe { write_defaults(params, size, size) };
+        Ok(())
+    })
+}
+
+/// Writes the defaults' first `size` bytes at `params` (zeros past this library's struct)
+/// with `struct_size` = `declared`.
+unsafe fn write_defaults(params: *mut sdrt_generate_params, size: usize, declared: usize) {
+    if params.is_null() {
+        return;
+    }
+    let mut defaults = generate_params_defaults();
+    defaults.struct_size = declared as u32;
+    let known = size.min(size_of::<sdrt_generate_params>());
+    let bytes = params.cast::<u8>();
+    // SAFETY: `defaults` is a plain struct of at least `known` bytes; the caller owns `size`.
+    unsafe {
+        std::ptr::copy_nonoverlapping((&raw const defaults).cast::<u8>(), bytes, known);
+        std::ptr::write_bytes(bytes.add(known), 0, size - known);
+    }
+}
+
+fn generate_params_defaults() -> sdrt_generate_params {
+    let defaults = GenerateParams::default();
+    sdrt_generate_params {
+        struct_size: size_of::<sdrt_generate_params>() as u32,
+        width: 0,
+        height: 0,
+        steps: defaults.steps,
+        seed: defaults.seed,
+        strength: defaults.strength,
+        guidance_scale: defaults.guidance_scale,
+        guidance_rescale: defaults.guidance_rescale,
+        scheduler: SDRT_SCHEDULER_DEFAULT,
+        rng: SDRT_RNG_NUMPY,
+        sigma_schedule: SDRT_SIGMAS_DEFAULT,
+        prompt_syntax: SDRT_PROMPT_WEIGHTED,
+        batch_size: defaults.batch_size,
+        clip_skip: defaults.clip_skip,
+        preserve_unmasked: u32::from(defaults.preserve_unmasked),
+        preview_every: 0,
+        preview_kind: SDRT_PREVIEW_APPROXIMATE,
+        reserved: 0,
+        prompt: std::ptr::null(),
+        negative_prompt: std::ptr::null(),
+        initial_noise: std::ptr::null(),
+        initial_noise_len: 0,
+        init_image: std::ptr::null(),
+        mask_image: std::ptr::null(),
+        progress_callback: None,
+        progress_user_data: std::ptr::null_mut(),
+        preview_callback: None,
+        preview_user_data: std::ptr::null_mut(),
+        loras: std::ptr::null(),
+        lora_strengths: std::ptr::null(),
+        lora_count: 0,
+        lora_dir: std::ptr::null(),
+        embeddings: std::ptr::null(),
+        embedding_count: 0,
+        vae_tiling: SDRT_VAE_TILING_AUTO,
+        vae_tile_size: 0,
     }
 }
 
@@ -343,7 +405,7 @@ impl Versioned for sdrt_load_options {
 impl Versioned for sdrt_generate_params {
     const V1_SIZE: usize = 160;
     fn defaults() -> Self {
-        initialised(sdrt_generate_params_init)
+        generate_params_defaults()
     }
 }
 impl Versioned for sdrt_execution_provider {
@@ -579,6 +641,8 @@ impl sdrt_generate_params {
             loras: self.lora_set()?,
             lora_dir: unsafe { optional_str(self.lora_dir, "lora_dir") }?.map(std::path::PathBuf::from),
             embeddings: self.embedding_set()?,
+            vae_tiling: vae_tiling(self.vae_tiling)?,
+            vae_tile_size: nonzero(self.vae_tile_size),
         })
     }
 
@@ -638,13 +702,14 @@ const _: () = {
     assert!(size_of::<sdrt_load_options>() == <sdrt_load_options as Versioned>::V1_SIZE);
     assert!(offset_of!(sdrt_load_options, ort_library_path) == 24);
     assert!(offset_of!(sdrt_load_options, log_user_data) == 56);
-    assert!(size_of::<sdrt_generate_params>() == 208);
+    assert!(size_of::<sdrt_generate_params>() == 216);
     assert!(offset_of!(sdrt_generate_params, seed) == 16);
     assert!(offset_of!(sdrt_generate_params, prompt) == 80);
     assert!(offset_of!(sdrt_generate_params, preview_user_data) == 152);
     assert!(offset_of!(sdrt_generate_params, loras) == <sdrt_generate_params as Versioned>::V1_SIZE);
     assert!(offset_of!(sdrt_generate_params, lora_dir) == 184);
     assert!(offset_of!(sdrt_generate_params, embedding_count) == 200);
+    assert!(offset_of!(sdrt_generate_params, vae_tiling) == 208);
     assert!(size_of::<sdrt_execution_provider>() == <sdrt_execution_provider as Versioned>::V1_SIZE);
     assert!(offset_of!(sdrt_execution_provider, options) == 16);
 };

@@ -23,6 +23,42 @@ static void test_status_strings(void) {
     CHECK(strcmp(sdrt_status_str(12345), "unknown status") == 0);
 }
 
+/* Only bytes the caller's struct has are written: a program built against 0.1 (160 bytes)
+ * or 0.2 (208 bytes, the unsized function) keeps what follows its struct. */
+static void test_params_init_stays_in_bounds(void) {
+    union {
+        sdrt_generate_params params;
+        unsigned char bytes[sizeof(sdrt_generate_params) + 32];
+    } block;
+    size_t i;
+    memset(&block, 0xAB, sizeof block);
+    CHECK(sdrt_generate_params_init_sized(&block.params, 160) == SDRT_STATUS_OK);
+    CHECK(block.params.struct_size == 160 && block.params.steps == 25);
+    for (i = 160; i < sizeof block.bytes; i++) {
+        CHECK(block.bytes[i] == 0xAB);
+    }
+    memset(&block, 0xAB, sizeof block);
+    (sdrt_generate_params_init)(&block.params); /* the 0.2 function, not the header's macro */
+    CHECK(block.params.struct_size == 208 && block.params.embedding_count == 0);
+    for (i = 208; i < sizeof block.bytes; i++) {
+        CHECK(block.bytes[i] == 0xAB);
+    }
+    /* A newer header's larger struct: fields this library lacks are zeroed (unused). */
+    memset(&block, 0xAB, sizeof block);
+    CHECK(sdrt_generate_params_init_sized(&block.params, sizeof block.bytes) == SDRT_STATUS_OK);
+    CHECK(block.params.struct_size == sizeof block.bytes);
+    for (i = sizeof(sdrt_generate_params); i < sizeof block.bytes; i++) {
+        CHECK(block.bytes[i] == 0);
+    }
+    memset(&block, 0xAB, sizeof block);
+    CHECK(sdrt_generate_params_init_sized(&block.params, 159) == SDRT_STATUS_INVALID_ARGUMENT);
+    CHECK(block.bytes[0] == 0xAB);
+    CHECK(sdrt_generate_params_init_sized(NULL, sizeof block.params) == SDRT_STATUS_NULL_POINTER);
+    CHECK(sdrt_generate_params_init(&block.params) == SDRT_STATUS_OK);
+    CHECK(block.params.struct_size == sizeof(sdrt_generate_params));
+    CHECK(block.params.vae_tiling == SDRT_VAE_TILING_AUTO);
+}
+
 static void test_error_paths(void) {
     char message[512];
     sdrt_pipeline *pipeline = NULL;
@@ -162,6 +198,7 @@ int main(int argc, char **argv) {
     }
     test_versions();
     test_status_strings();
+    test_params_init_stays_in_bounds();
     test_error_paths();
     test_generation(argv[1]);
     if (failures) {

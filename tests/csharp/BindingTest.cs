@@ -110,8 +110,11 @@ static class BindingTest
     static void TestStructSizes()
     {
         var parameters = new RawGenerateParams();
-        Native.sdrt_generate_params_init(ref parameters);
-        Check(parameters.StructSize == Marshal.SizeOf(typeof(RawGenerateParams)), "sdrt_generate_params size");
+        Check(Native.sdrt_generate_params_init_sized(ref parameters, (UIntPtr)Marshal.SizeOf(typeof(RawGenerateParams))) == 0,
+            "sdrt_generate_params_init_sized");
+        // The 0.3 layout (the library pins the same size); a binding that lags fails here.
+        Check(Marshal.SizeOf(typeof(RawGenerateParams)) == 216, "sdrt_generate_params size");
+        Check(parameters.StructSize == 216, "sdrt_generate_params struct_size");
         var load = new RawLoadOptions();
         Native.sdrt_load_options_init(ref load);
         Check(load.StructSize == Marshal.SizeOf(typeof(RawLoadOptions)), "sdrt_load_options size");

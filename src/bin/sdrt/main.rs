@@ -20,7 +20,7 @@ use parameters::Parameters;
 use sdrt::embeddings::{Embedding, EmbeddingSet};
 use sdrt::lora::{Lora, LoraSet};
 use sdrt::runtime::{ExecutionProvider, ProviderPolicy};
-use sdrt::{GenerateParams, Image, LoadOptions, Pipeline, PromptSyntax, RngKind, SamplerName};
+use sdrt::{GenerateParams, Image, LoadOptions, Pipeline, PromptSyntax, RngKind, SamplerName, VaeTiling};
 
 const USAGE: &str = "\
 usage: sdrt [options]          a prompt becomes a PNG
@@ -52,6 +52,8 @@ usage: sdrt [options]          a prompt becomes a PNG
   --lora-dir DIR          where <lora:NAME:STRENGTH> prompt tags find NAME.safetensors
   --embedding FILE[:TOKEN]  a textual-inversion embedding (.safetensors); TOKEN (default:
                           the file's token or name) stands for it in prompts; repeatable
+  --vae-tiling MODE       auto (default: tiles from 4 tiles' pixels up), on or off
+  --vae-tile-size N       VAE tile side in pixels, a multiple of 32 (default: the model's size)
   --low-memory            keep only the UNet loaded between uses
   --provider NAME         cpu (default), cuda, directml, coreml or webgpu; one that
                           cannot be used is an error, never a silent fall back to CPU
@@ -85,6 +87,8 @@ struct Flags {
     loras: Vec<(PathBuf, f32)>,
     lora_dir: Option<PathBuf>,
     embeddings: Vec<(PathBuf, Option<String>)>,
+    vae_tiling: VaeTiling,
+    vae_tile_size: Option<u32>,
     low_memory: bool,
     provider: Option<ExecutionProvider>,
     quiet: bool,
@@ -109,6 +113,15 @@ fn lora_flag(value: &str) -> (PathBuf, f32) {
             Err(_) => (value.into(), 1.0),
         },
         _ => (value.into(), 1.0),
+    }
+}
+
+fn vae_tiling_flag(value: &str) -> Result<VaeTiling, String> {
+    match value {
+        "auto" => Ok(VaeTiling::Auto),
+        "on" => Ok(VaeTiling::On),
+        "off" => Ok(VaeTiling::Off),
+        _ => Err(format!("--vae-tiling expects auto, on or off, got {value:?}")),
     }
 }
 
@@ -152,6 +165,8 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
                     "--lora" => flags.loras.push(lora_flag(value)),
                     "--lora-dir" => flags.lora_dir = Some(value.into()),
                     "--embedding" => flags.embeddings.push(embedding_flag(value)),
+                    "--vae-tiling" => flags.vae_tiling = vae_tiling_flag(value)?,
+                    "--vae-tile-size" => flags.vae_tile_size = Some(number(flag, value)?),
                     "--provider" => {
                         flags.provider = Some(ExecutionProvider::from_name(value).map_err(|e| e.to_string())?)
                     }
@@ -292,6 +307,8 @@ fn generate(flags: &Flags) -> Result<(), String> {
         preserve_unmasked: !flags.keep_decoded,
         loras: LoraSet::new(loras).map_err(show)?,
         lora_dir: flags.lora_dir.clone(),
+        vae_tiling: flags.vae_tiling,
+        vae_tile_size: flags.vae_tile_size,
         embeddings: EmbeddingSet::new(
             flags
                 .embeddings
