@@ -20,7 +20,10 @@ fn load() -> Loaded {
 
 fn params(steps: u32) -> sdrt_generate_params {
     let mut params = std::mem::MaybeUninit::uninit();
-    unsafe { sdrt_generate_params_init(params.as_mut_ptr()) };
+    // What the header's sdrt_generate_params_init(p) macro expands to.
+    let status =
+        unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), std::mem::size_of::<sdrt_generate_params>()) };
+    assert_eq!(status, SDRT_STATUS_OK);
     let mut params = unsafe { params.assume_init() };
     (params.width, params.height, params.steps, params.scheduler) = (64, 64, steps, SDRT_SCHEDULER_EULER);
     params

@@ -17,7 +17,10 @@ fn load(dir: &std::path::Path) -> Result<Loaded, (sdrt_status, String)> {
 
 fn params() -> sdrt_generate_params {
     let mut params = std::mem::MaybeUninit::uninit();
-    unsafe { sdrt_generate_params_init(params.as_mut_ptr()) };
+    // What the header's sdrt_generate_params_init(p) macro expands to.
+    let status =
+        unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), std::mem::size_of::<sdrt_generate_params>()) };
+    assert_eq!(status, SDRT_STATUS_OK);
     let mut params = unsafe { params.assume_init() };
     params.width = 64;
     params.height = 64;

@@ -42,7 +42,10 @@ fn load_default_model() -> Model {
 fn generate(model: &Model, scene: &Scene, index: usize) -> Vec<u8> {
     let prompt = CString::new(scene.caption()).unwrap();
     let mut params = std::mem::MaybeUninit::uninit();
-    unsafe { sdrt_generate_params_init(params.as_mut_ptr()) };
+    // What the header's sdrt_generate_params_init(p) macro expands to.
+    let status =
+        unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), std::mem::size_of::<sdrt_generate_params>()) };
+    assert_eq!(status, SDRT_STATUS_OK);
     let mut params = unsafe { params.assume_init() };
     params.prompt = prompt.as_ptr();
     params.seed = index as u64;

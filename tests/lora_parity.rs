@@ -266,7 +266,10 @@ fn the_c_abi_takes_lora_handles_and_tags() {
     let prompt = CString::new(doc["prompt"].as_str().unwrap()).unwrap();
     let negative = CString::new(doc["negative_prompt"].as_str().unwrap()).unwrap();
     let mut params = std::mem::MaybeUninit::uninit();
-    unsafe { sdrt_generate_params_init(params.as_mut_ptr()) };
+    // What the header's sdrt_generate_params_init(p) macro expands to.
+    let status =
+        unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), std::mem::size_of::<sdrt_generate_params>()) };
+    assert_eq!(status, SDRT_STATUS_OK);
     let mut params = unsafe { params.assume_init() };
     params.prompt = prompt.as_ptr();
     params.negative_prompt = negative.as_ptr();
@@ -459,7 +462,10 @@ fn the_c_abi_takes_embedding_handles() {
     let prompt = CString::new(case["prompt"].as_str().unwrap()).unwrap();
     let negative = CString::new(doc["negative_prompt"].as_str().unwrap()).unwrap();
     let mut params = std::mem::MaybeUninit::uninit();
-    unsafe { sdrt_generate_params_init(params.as_mut_ptr()) };
+    // What the header's sdrt_generate_params_init(p) macro expands to.
+    let status =
+        unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), std::mem::size_of::<sdrt_generate_params>()) };
+    assert_eq!(status, SDRT_STATUS_OK);
     let mut params = unsafe { params.assume_init() };
     params.prompt = prompt.as_ptr();
     params.negative_prompt = negative.as_ptr();
