@@ -1,6 +1,7 @@
 //! Model directories: the diffusers ONNX layout (`OnnxStableDiffusionPipeline`) and the
 //! optimum-onnx layout, their configs, and which family a directory holds.
 
+pub(crate) mod attention_fusion;
 mod embedded;
 pub(crate) mod onnx_file;
 pub(crate) mod safetensors_file;

@@ -61,13 +61,34 @@ impl Initializer {
 }
 
 /// One node of the main graph.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Node {
     pub name: String,
     pub op_type: String,
+    /// The operator set's domain; empty for ONNX's own.
+    pub domain: String,
     pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
     /// Gemm's `transB` attribute (whether the weight is stored [out, in]).
     pub trans_b: bool,
+    /// The attributes sdrt can read: integers, integer lists and one-element tensors.
+    pub attributes: Vec<Attribute>,
+}
+
+impl Node {
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+}
+
+/// A node attribute's value, where it is a number or a list of integers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Attribute {
+    pub name: String,
+    /// `i`, `f`, or the value of a one-element tensor `t` (a Constant's `value`).
+    pub scalar: Option<f64>,
+    /// `ints`.
+    pub ints: Vec<i64>,
 }
 
 /// The main graph's nodes and initializers.
@@ -98,7 +119,8 @@ enum Field<'a> {
     Varint(u64),
     /// Length-delimited bytes and their offset in the file.
     Bytes(&'a [u8], usize),
-    Fixed,
+    Fixed64,
+    Fixed32(u32),
 }
 
 impl<'a> Wire<'a> {
@@ -137,7 +159,7 @@ impl<'a> Wire<'a> {
             0 => Field::Varint(self.varint()?),
             1 => {
                 self.take(8)?;
-                Field::Fixed
+                Field::Fixed64
             }
             2 => {
                 let length = self.varint()?;
@@ -145,8 +167,8 @@ impl<'a> Wire<'a> {
                 Field::Bytes(bytes, offset)
             }
             5 => {
-                self.take(4)?;
-                Field::Fixed
+                let (bytes, _) = self.take(4)?;
+                Field::Fixed32(u32::from_le_bytes(bytes.try_into().expect("4 bytes")))
             }
             other => return Err(ParseError(format!("unsupported protobuf wire type {other}"))),
         };
@@ -155,7 +177,7 @@ impl<'a> Wire<'a> {
 }
 
 /// Appends a protobuf varint.
-fn put_varint(mut value: u64, out: &mut Vec<u8>) {
+pub(super) fn put_varint(mut value: u64, out: &mut Vec<u8>) {
     loop {
         let byte = (value & 0x7f) as u8;
         value >>= 7;
@@ -168,14 +190,14 @@ fn put_varint(mut value: u64, out: &mut Vec<u8>) {
 }
 
 /// Appends a length-delimited field.
-fn put_bytes(number: u64, payload: &[u8], out: &mut Vec<u8>) {
+pub(super) fn put_bytes(number: u64, payload: &[u8], out: &mut Vec<u8>) {
     put_varint(number << 3 | 2, out);
     put_varint(payload.len() as u64, out);
     out.extend_from_slice(payload);
 }
 
 /// Calls `each(number, payload, whole field)` for every field of a message.
-fn for_each_field<'a>(
+pub(super) fn for_each_field<'a>(
     bytes: &'a [u8],
     mut each: impl FnMut(u64, Option<&'a [u8]>, &'a [u8]) -> Parsed<()>,
 ) -> Parsed<()> {
@@ -271,37 +293,84 @@ fn parse_graph(bytes: &[u8], base: usize) -> Parsed<OnnxGraph> {
     Ok(graph)
 }
 
-fn parse_node(bytes: &[u8], base: usize) -> Parsed<Node> {
+pub(super) fn parse_node(bytes: &[u8], base: usize) -> Parsed<Node> {
     let mut wire = Wire::new(bytes, base);
-    let mut node = Node { name: String::new(), op_type: String::new(), inputs: Vec::new(), trans_b: false };
+    let mut node = Node::default();
     while let Some((number, field)) = wire.next()? {
         match (number, field) {
             (1, Field::Bytes(bytes, _)) => node.inputs.push(text(bytes)?),
+            (2, Field::Bytes(bytes, _)) => node.outputs.push(text(bytes)?),
             (3, Field::Bytes(bytes, _)) => node.name = text(bytes)?,
             (4, Field::Bytes(bytes, _)) => node.op_type = text(bytes)?,
-            (5, Field::Bytes(bytes, _)) => {
-                if let ("transB", Some(value)) = parse_int_attribute(bytes)? {
-                    node.trans_b = value != 0;
+            (5, Field::Bytes(bytes, _)) => node.attributes.push(parse_attribute(bytes)?),
+            (7, Field::Bytes(bytes, _)) => node.domain = text(bytes)?,
+            _ => {}
+        }
+    }
+    node.trans_b = node.attribute("transB").and_then(|a| a.scalar).is_some_and(|v| v != 0.0);
+    Ok(node)
+}
+
+fn parse_attribute(bytes: &[u8]) -> Parsed<Attribute> {
+    let mut wire = Wire::new(bytes, 0);
+    let mut attribute = Attribute::default();
+    while let Some((number, field)) = wire.next()? {
+        match (number, field) {
+            (1, Field::Bytes(bytes, _)) => attribute.name = text(bytes)?,
+            (2, Field::Fixed32(bits)) => attribute.scalar = Some(f64::from(f32::from_bits(bits))),
+            (3, Field::Varint(v)) => attribute.scalar = Some(v as i64 as f64),
+            (5, Field::Bytes(tensor, _)) => attribute.scalar = tensor_scalar(tensor)?,
+            (8, Field::Varint(v)) => attribute.ints.push(v as i64),
+            (8, Field::Bytes(packed, _)) => {
+                let mut packed = Wire::new(packed, 0);
+                while packed.position < packed.bytes.len() {
+                    attribute.ints.push(packed.varint()? as i64);
                 }
             }
             _ => {}
         }
     }
-    Ok(node)
+    Ok(attribute)
 }
 
-/// An attribute's name and, when it is an integer, its value.
-fn parse_int_attribute(bytes: &[u8]) -> Parsed<(&str, Option<i64>)> {
+/// A TensorProto's name and, when it holds one number inline, its value.
+pub(super) fn tensor_name_and_scalar(bytes: &[u8]) -> Parsed<(String, Option<f64>)> {
+    let mut name = String::new();
+    for_each_field(bytes, |number, payload, _| {
+        if let (8, Some(payload)) = (number, payload) {
+            name = text(payload)?;
+        }
+        Ok(())
+    })?;
+    Ok((name, tensor_scalar(bytes)?))
+}
+
+/// The value of a tensor of one float, float16, int32 or int64 element stored inline, else None.
+fn tensor_scalar(bytes: &[u8]) -> Parsed<Option<f64>> {
     let mut wire = Wire::new(bytes, 0);
-    let (mut name, mut value) = ("", None);
+    let (mut data_type, mut elements, mut value) = (0, 1u64, None);
     while let Some((number, field)) = wire.next()? {
         match (number, field) {
-            (1, Field::Bytes(bytes, _)) => name = std::str::from_utf8(bytes).unwrap_or(""),
-            (3, Field::Varint(v)) => value = Some(v as i64),
+            (1, Field::Varint(d)) => elements = elements.saturating_mul(d),
+            (2, Field::Varint(t)) => data_type = t,
+            (4, Field::Fixed32(bits)) => value = Some(f64::from(f32::from_bits(bits))),
+            // int32_data carries float16 values as their bits.
+            (5, Field::Varint(v)) if data_type == 10 => value = Some(f64::from(half::f16::from_bits(v as u16))),
+            (5 | 7, Field::Varint(v)) => value = Some(v as i64 as f64),
+            (9, Field::Bytes(raw, _)) => {
+                value = match (data_type, raw.len()) {
+                    (1, 4) => Some(f64::from(f32::from_le_bytes(raw.try_into().expect("4 bytes")))),
+                    (6, 4) => Some(f64::from(i32::from_le_bytes(raw.try_into().expect("4 bytes")))),
+                    (7, 8) => Some(i64::from_le_bytes(raw.try_into().expect("8 bytes")) as f64),
+                    (10, 2) => Some(f64::from(half::f16::from_le_bytes(raw.try_into().expect("2 bytes")))),
+                    _ => None,
+                }
+            }
             _ => {}
         }
     }
-    Ok((name, value))
+    // Writers put data_type before raw_data; a file that does not is simply not read.
+    Ok(value.filter(|_| elements == 1 && matches!(data_type, 1 | 6 | 7 | 10)))
 }
 
 fn parse_tensor(bytes: &[u8], base: usize) -> Parsed<Initializer> {

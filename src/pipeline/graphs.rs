@@ -13,7 +13,7 @@ use super::LoadOptions;
 use crate::embeddings::EmbeddingSet;
 use crate::error::{Error, Result};
 use crate::lora::{self, Component, GraphIndex, LoraSet};
-use crate::model::{ModelInfo, ModelSource};
+use crate::model::{attention_fusion, ModelInfo, ModelSource};
 use crate::runtime::{GraphData, Interrupt, OnnxModel};
 
 pub(crate) struct Graphs {
@@ -340,15 +340,26 @@ fn load_graph(
                 }
                 bytes = index.append_token_rows(source, component, &bytes, &rows)?;
             }
-            let folder = match source {
-                ModelSource::Directory(_) => path.parent(),
-                _ => None,
-            };
-            let graph = load(GraphData { bytes: Some(&bytes), folder, replaced }, warn);
+            let bytes = with_fused_attention(component.folder(), bytes.into(), options, &path)?;
+            let graph =
+                load(GraphData { bytes: Some(&bytes), folder: external_data_folder(source, &path), replaced }, warn);
             drop(bytes);
             crate::runtime::release_freed_memory();
             return graph;
         }
+    }
+    if fuses_attention(component, options) {
+        let bytes = match source {
+            ModelSource::Memory(files) => {
+                files.get(&relative).ok_or_else(|| Error::invalid_model(&path, "file not found"))?.as_ref().into()
+            }
+            _ => source.read(&relative)?,
+        };
+        let fused = with_fused_attention(component, bytes, options, &path)?;
+        return load(
+            GraphData { bytes: Some(&fused), folder: external_data_folder(source, &path), ..GraphData::default() },
+            warn,
+        );
     }
     match source {
         ModelSource::Directory(_) => load(GraphData::default(), warn),
@@ -361,4 +372,43 @@ fn load_graph(
             load(GraphData { bytes: Some(bytes), ..GraphData::default() }, warn)
         }
     }
+}
+
+/// Where a graph read into memory finds its external data: beside its file on disk.
+fn external_data_folder<'a>(source: &ModelSource, path: &'a std::path::Path) -> Option<&'a std::path::Path> {
+    match source {
+        ModelSource::Directory(_) => path.parent(),
+        _ => None,
+    }
+}
+
+/// Whether `component`'s graph gets its attention fused: the UNet's and the VAE's, whose
+/// attention runs over every latent pixel (the text encoders' is masked and 77 tokens long).
+fn fuses_attention(component: &str, options: &LoadOptions) -> bool {
+    matches!(component, "unet" | "vae_decoder" | "vae_encoder") && options.runtime.fuses_attention()
+}
+
+/// The graph with its attention fused when the options ask for it and the pass recognises
+/// it; otherwise the bytes as they were.
+fn with_fused_attention<'a>(
+    component: &str,
+    bytes: std::borrow::Cow<'a, [u8]>,
+    options: &LoadOptions,
+    path: &std::path::Path,
+) -> Result<std::borrow::Cow<'a, [u8]>> {
+    if !fuses_attention(component, options) {
+        return Ok(bytes);
+    }
+    let fused = attention_fusion::fuse_attention(&bytes)
+        .map_err(|e| Error::invalid_model(path, format!("reading its graph: {}", e.0)))?;
+    Ok(match fused {
+        Some(fused) => {
+            crate::log::log(
+                crate::log::Level::Info,
+                &format!("{}: {} attention blocks fused", path.display(), fused.attentions),
+            );
+            fused.bytes.into()
+        }
+        None => bytes,
+    })
 }
