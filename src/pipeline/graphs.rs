@@ -340,7 +340,7 @@ fn load_graph(
                 }
                 bytes = index.append_token_rows(source, component, &bytes, &rows)?;
             }
-            let bytes = with_fused_attention(component.folder(), bytes.into(), options, &path)?;
+            let bytes = with_fused_attention(component.folder(), bytes.into(), options, &path);
             let graph =
                 load(GraphData { bytes: Some(&bytes), folder: external_data_folder(source, &path), replaced }, warn);
             drop(bytes);
@@ -355,7 +355,7 @@ fn load_graph(
             }
             _ => source.read(&relative)?,
         };
-        let fused = with_fused_attention(component, bytes, options, &path)?;
+        let fused = with_fused_attention(component, bytes, options, &path);
         return load(
             GraphData { bytes: Some(&fused), folder: external_data_folder(source, &path), ..GraphData::default() },
             warn,
@@ -389,19 +389,18 @@ fn fuses_attention(component: &str, options: &LoadOptions) -> bool {
 }
 
 /// The graph with its attention fused when the options ask for it and the pass recognises
-/// it; otherwise the bytes as they were.
+/// it; otherwise the bytes as they were (a file the pass cannot read is ONNX Runtime's to
+/// judge, with its own message).
 fn with_fused_attention<'a>(
     component: &str,
     bytes: std::borrow::Cow<'a, [u8]>,
     options: &LoadOptions,
     path: &std::path::Path,
-) -> Result<std::borrow::Cow<'a, [u8]>> {
+) -> std::borrow::Cow<'a, [u8]> {
     if !fuses_attention(component, options) {
-        return Ok(bytes);
+        return bytes;
     }
-    let fused = attention_fusion::fuse_attention(&bytes)
-        .map_err(|e| Error::invalid_model(path, format!("reading its graph: {}", e.0)))?;
-    Ok(match fused {
+    match attention_fusion::fuse_attention(&bytes).ok().flatten() {
         Some(fused) => {
             crate::log::log(
                 crate::log::Level::Info,
@@ -410,5 +409,5 @@ fn with_fused_attention<'a>(
             fused.bytes.into()
         }
         None => bytes,
-    })
+    }
 }
