@@ -44,6 +44,7 @@ static class BindingTest
     {
         new KeyValuePair<string, Type>("PROVIDER_POLICY_", typeof(ProviderPolicy)),
         new KeyValuePair<string, Type>("PIXEL_FORMAT_", typeof(PixelFormat)),
+        new KeyValuePair<string, Type>("VAE_TILING_", typeof(VaeTiling)),
         new KeyValuePair<string, Type>("SCHEDULER_", typeof(Scheduler)),
         new KeyValuePair<string, Type>("PROVIDER_", typeof(ProviderKind)),
         new KeyValuePair<string, Type>("PREVIEW_", typeof(PreviewKind)),
