@@ -17,17 +17,10 @@ import sys
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
+from make_sd15_shaped import UnetWrapper
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPSET = 17
-
-
-class Unet(torch.nn.Module):
-    def __init__(self, unet):
-        super().__init__()
-        self.unet = unet
-
-    def forward(self, sample, timestep, encoder_hidden_states):
-        return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
 
 
 class Decoder(torch.nn.Module):
@@ -77,7 +70,7 @@ def main():
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=16, attention_head_dim=8, norm_num_groups=32,
     ).eval()
-    export(Unet(unet), (torch.randn(2, 4, 8, 8), torch.randn(2), torch.randn(2, 77, 16)),
+    export(UnetWrapper(unet), (torch.randn(2, 4, 8, 8), torch.randn(2), torch.randn(2, 77, 16)),
            os.path.join(out, "unet", "model.onnx"), ["sample", "timestep", "encoder_hidden_states"], "out_sample",
            {"sample": image, "timestep": {0: "batch"}, "encoder_hidden_states": {0: "batch", 1: "sequence"}})
     print(f"wrote {out}")

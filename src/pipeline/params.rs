@@ -138,6 +138,18 @@ pub enum VaeTiling {
     On,
 }
 
+impl VaeTiling {
+    /// `auto`, `on` or `off`, any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(VaeTiling::Auto),
+            "on" => Some(VaeTiling::On),
+            "off" => Some(VaeTiling::Off),
+            _ => None,
+        }
+    }
+}
+
 impl Default for GenerateParams {
     fn default() -> Self {
         GenerateParams {

@@ -117,12 +117,7 @@ fn lora_flag(value: &str) -> (PathBuf, f32) {
 }
 
 fn vae_tiling_flag(value: &str) -> Result<VaeTiling, String> {
-    match value {
-        "auto" => Ok(VaeTiling::Auto),
-        "on" => Ok(VaeTiling::On),
-        "off" => Ok(VaeTiling::Off),
-        _ => Err(format!("--vae-tiling expects auto, on or off, got {value:?}")),
-    }
+    VaeTiling::from_name(value).ok_or_else(|| format!("--vae-tiling expects auto, on or off, got {value:?}"))
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
