@@ -356,7 +356,8 @@ fn loading_from_memory_gives_the_directory_s_pixels() {
     }
     let ort = CString::new(ort_library().to_str().unwrap()).unwrap();
     let mut options = std::mem::MaybeUninit::uninit();
-    unsafe { sdrt_load_options_init(options.as_mut_ptr()) };
+    // What the header's sdrt_load_options_init(o) macro expands to.
+    unsafe { sdrt_load_options_init_sized(options.as_mut_ptr(), std::mem::size_of::<sdrt_load_options>()) };
     let mut options = unsafe { options.assume_init() };
     (options.ort_library_path, options.intra_op_threads) = (ort.as_ptr(), 1);
     let gray = vec![100u8; 64 * 64 * 3];

@@ -28,7 +28,8 @@ impl Drop for Model {
 fn load_default_model() -> Model {
     let ort = CString::new(ort_library().to_str().unwrap()).unwrap();
     let mut options = std::mem::MaybeUninit::uninit();
-    unsafe { sdrt_load_options_init(options.as_mut_ptr()) };
+    // What the header's sdrt_load_options_init(o) macro expands to.
+    unsafe { sdrt_load_options_init_sized(options.as_mut_ptr(), std::mem::size_of::<sdrt_load_options>()) };
     let mut options = unsafe { options.assume_init() };
     options.ort_library_path = ort.as_ptr();
     let mut pipeline = ptr::null_mut();

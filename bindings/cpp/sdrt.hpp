@@ -359,6 +359,9 @@ struct LoadOptions {
     int32_t graph_optimization_level = 3;
     bool low_memory = false;
     std::string ort_library_path;          // empty: the usual search
+    /// Folder for graphs as ONNX Runtime optimised them, read by the next load (since 0.4;
+    /// empty: no cache). See sdrt_load_options.optimized_model_cache.
+    std::string optimized_model_cache;
     /// The load call's messages, on the calling thread, during the load only.
     std::function<void(sdrt_log_level level, const char *message)> on_log;
 };
@@ -520,6 +523,8 @@ private:
             options.graph_optimization_level = from.graph_optimization_level;
             options.low_memory = from.low_memory ? 1 : 0;
             options.ort_library_path = from.ort_library_path.empty() ? nullptr : from.ort_library_path.c_str();
+            options.optimized_model_cache =
+                from.optimized_model_cache.empty() ? nullptr : from.optimized_model_cache.c_str();
             for (const Provider &provider : from.providers) {
                 std::vector<sdrt_key_value> pairs;
                 for (const auto &option : provider.options)

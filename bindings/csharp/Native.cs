@@ -77,6 +77,7 @@ namespace Sdrt
         public UIntPtr ProviderCount;
         public IntPtr LogCallback;
         public IntPtr LogUserData;
+        public IntPtr OptimizedModelCache; // since 0.4
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -123,7 +124,7 @@ namespace Sdrt
         [DllImport(Library, CallingConvention = Cdecl)] public static extern int sdrt_rng_from_name(byte[] name, out int rng);
         [DllImport(Library, CallingConvention = Cdecl)] public static extern IntPtr sdrt_scheduler_name(int scheduler);
 
-        [DllImport(Library, CallingConvention = Cdecl)] public static extern void sdrt_load_options_init(ref RawLoadOptions options);
+        [DllImport(Library, CallingConvention = Cdecl)] public static extern int sdrt_load_options_init_sized(ref RawLoadOptions options, UIntPtr size);
         [DllImport(Library, CallingConvention = Cdecl)] public static extern void sdrt_execution_provider_init(ref RawExecutionProvider provider);
         [DllImport(Library, CallingConvention = Cdecl)] public static extern int sdrt_generate_params_init_sized(ref RawGenerateParams parameters, UIntPtr size);
         [DllImport(Library, CallingConvention = Cdecl)] public static extern void sdrt_job_progress_init(ref RawJobProgress progress);

@@ -404,6 +404,10 @@ namespace Sdrt
         public bool LowMemory;
         /// <summary>The ONNX Runtime library; null: the usual search.</summary>
         public string OrtLibraryPath;
+        /// <summary>A folder for graphs as ONNX Runtime optimised them, read by the next load
+        /// of the same model (see the header's sdrt_load_options.optimized_model_cache); null:
+        /// no cache. Since 0.4.</summary>
+        public string OptimizedModelCache;
         /// <summary>This load's messages, on the calling thread, during Load only. An exception
         /// it throws is rethrown by Load.</summary>
         public Action<LogLevel, string> OnLog;
@@ -490,7 +494,7 @@ namespace Sdrt
             Library.CheckAbi();
             options = options ?? new LoadOptions();
             var raw = new RawLoadOptions();
-            Native.sdrt_load_options_init(ref raw);
+            SdrtException.Check(Native.sdrt_load_options_init_sized(ref raw, (UIntPtr)Marshal.SizeOf(typeof(RawLoadOptions))));
             raw.ProviderPolicy = (int)options.ProviderPolicy;
             raw.IntraOpThreads = options.IntraOpThreads;
             raw.GraphOptimizationLevel = options.GraphOptimizationLevel;
@@ -502,6 +506,7 @@ namespace Sdrt
                 using (var scope = new CallScope())
                 {
                     raw.OrtLibraryPath = scope.String(options.OrtLibraryPath);
+                    raw.OptimizedModelCache = scope.String(options.OptimizedModelCache);
                     var providers = new List<RawExecutionProvider>();
                     foreach (ExecutionProvider provider in options.Providers)
                     {

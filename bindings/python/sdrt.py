@@ -49,6 +49,17 @@ class _GenerateParams(_c.Structure):
     ]
 
 
+class _LoadOptions(_c.Structure):
+    _fields_ = [
+        ("struct_size", _c.c_uint32), ("provider_policy", _c.c_int32), ("intra_op_threads", _c.c_int32),
+        ("graph_optimization_level", _c.c_int32), ("low_memory", _c.c_uint32), ("reserved", _c.c_uint32),
+        ("ort_library_path", _c.c_char_p), ("providers", _c.c_void_p), ("provider_count", _c.c_size_t),
+        ("log_callback", _c.c_void_p), ("log_user_data", _c.c_void_p),
+        # Appended in 0.4.
+        ("optimized_model_cache", _c.c_char_p),
+    ]
+
+
 class _JobProgress(_c.Structure):
     _fields_ = [("struct_size", _c.c_uint32), ("state", _c.c_int32), ("step", _c.c_uint32),
                 ("total_steps", _c.c_uint32), ("preview_step", _c.c_uint32)]
@@ -72,10 +83,11 @@ def _declare(lib):
         "sdrt_status_str": (_c.c_char_p, [i32]),
         "sdrt_last_error_message": (size, [_c.c_char_p, size]),
         "sdrt_generate_params_init_sized": (i32, [_c.POINTER(_GenerateParams), _c.c_size_t]),
+        "sdrt_load_options_init_sized": (i32, [_c.POINTER(_LoadOptions), _c.c_size_t]),
         "sdrt_job_progress_init": (None, [_c.POINTER(_JobProgress)]),
         "sdrt_sampler_from_name": (i32, [_c.c_char_p, _c.POINTER(i32), _c.POINTER(i32)]),
         "sdrt_rng_from_name": (i32, [_c.c_char_p, _c.POINTER(i32)]),
-        "sdrt_pipeline_load": (i32, [_c.c_char_p, p, _c.POINTER(p)]),
+        "sdrt_pipeline_load": (i32, [_c.c_char_p, _c.POINTER(_LoadOptions), _c.POINTER(p)]),
         "sdrt_pipeline_free": (None, [p]),
         "sdrt_pipeline_recommended_settings": (i32, [p, _c.POINTER(u32), _c.POINTER(_c.c_float)]),
         "sdrt_pipeline_generate_batch": (i32, [p, _c.POINTER(_GenerateParams), _c.POINTER(p), size]),
@@ -290,12 +302,20 @@ class Job:
 
 
 class Pipeline:
-    """A loaded model; `model_dir` None is the model built into sdrt."""
+    """A loaded model; `model_dir` None is the model built into sdrt. intra_op_threads 0 runs
+    on the process's shared pool; optimized_model_cache is a folder where graphs are kept as
+    ONNX Runtime optimised them, for the next load (see sdrt_load_options in sdrt.h)."""
 
-    def __init__(self, model_dir=None):
+    def __init__(self, model_dir=None, low_memory=False, intra_op_threads=0, optimized_model_cache=None):
+        lib = library()
+        options = _LoadOptions()
+        _check(lib.sdrt_load_options_init_sized(_c.byref(options), _c.sizeof(options)))
+        options.low_memory, options.intra_op_threads = int(bool(low_memory)), intra_op_threads
+        cache = None if optimized_model_cache is None else os.fspath(optimized_model_cache)
+        options.optimized_model_cache = _utf8(cache)
         handle = _c.c_void_p()
         path = None if model_dir is None else os.fspath(model_dir)
-        _check(library().sdrt_pipeline_load(_utf8(path), None, _c.byref(handle)))
+        _check(lib.sdrt_pipeline_load(_utf8(path), _c.byref(options), _c.byref(handle)))
         self._handle = handle
 
     def _params(self, prompt="", negative_prompt="", width=0, height=0, steps=0, guidance_scale=None, seed=0,

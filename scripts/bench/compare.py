@@ -12,6 +12,8 @@ its own, and reports:
 
 Runners:
   sdrt       libsdrt through its C ABI (bindings/python/sdrt.py)
+  sdrt-cached  the same with an optimised-model cache (sdrt_load_options.optimized_model_cache)
+             that an earlier process filled: what every load after a model's first costs
   diffusers  diffusers.OnnxStableDiffusionPipeline, as its documentation runs it
   ort        the floor: the three graphs run by onnxruntime's Python API with DDIM written out
              in a few lines of numpy and nothing else (no tokenizer, no checks, no conversion)
@@ -64,14 +66,14 @@ def ort_library():
 # --- runners: each returns (load(), generate(size, steps) -> HxWx3 float array in [0, 1], close())
 
 
-def sdrt_runner(model, _ids):
+def sdrt_runner(model, _ids, cache=None):
     sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
     import sdrt
 
     state = {}
 
     def load():
-        state["pipe"] = sdrt.Pipeline(model)
+        state["pipe"] = sdrt.Pipeline(model, optimized_model_cache=cache)
 
     def generate(size, steps):
         image = state["pipe"].generate(PROMPT, width=size, height=size, steps=steps, guidance_scale=GUIDANCE,
@@ -148,7 +150,11 @@ def ort_runner(model, ids):
     return load, generate, close
 
 
-RUNNERS = {"sdrt": sdrt_runner, "diffusers": diffusers_runner, "ort": ort_runner}
+def sdrt_cached_runner(model, ids):
+    return sdrt_runner(model, ids, cache=os.environ["COMPARE_CACHE"])
+
+
+RUNNERS = {"sdrt": sdrt_runner, "sdrt-cached": sdrt_cached_runner, "diffusers": diffusers_runner, "ort": ort_runner}
 
 
 def child(args):
@@ -206,15 +212,25 @@ def main():
           f"median of {args.repeats} images after a warm-up\n")
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
+        env["COMPARE_CACHE"] = os.path.join(scratch, "cache")
+
+        def run_child(runner, size, steps, repeats, image_out):
+            return subprocess.run([sys.executable, os.path.abspath(__file__), "--child", runner, "--model",
+                                   args.model, "--size", str(size), "--steps", str(steps), "--repeats",
+                                   str(repeats), "--image-out", image_out, "--ids", ids],
+                                  env=env, capture_output=True, text=True)
+
+        if "sdrt-cached" in runners:
+            print("filling sdrt-cached's cache in a process of its own", flush=True)
+            primed = run_child("sdrt-cached", 64, 1, 1, os.path.join(scratch, "primed.npy"))
+            if primed.returncode != 0:
+                sys.exit(f"compare.py: filling the cache failed: {primed.stderr.strip()}")
         for spec in args.sizes.split(","):
             size, steps = (int(v) for v in spec.split(":"))
             result = {}
             for runner in runners:
                 image_out = os.path.join(scratch, f"{runner}-{size}.npy")
-                out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", runner, "--model",
-                                      args.model, "--size", str(size), "--steps", str(steps), "--repeats",
-                                      str(args.repeats), "--image-out", image_out, "--ids", ids],
-                                     env=env, capture_output=True, text=True)
+                out = run_child(runner, size, steps, args.repeats, image_out)
                 if out.returncode != 0:
                     # Reported, not fatal: running out of memory at a size is a result.
                     reason = "killed (out of memory?)" if out.returncode < 0 else out.stderr.strip().splitlines()[-1:]
@@ -266,9 +282,10 @@ def summary(rows, runners):
     for r in filter(first.__contains__, runners):
         print(f"| {r} | {first[r]['load_s']:.3f} | {first[r]['reload_s']:.3f} | "
               f"{first[r]['reload_s'] / first[r]['load_s']:.2f} |")
-    if "sdrt" in first and "diffusers" in first:
-        print(f"\nload, sdrt / diffusers: {first['sdrt']['load_s'] / first['diffusers']['load_s']:.2f} (first), "
-              f"{first['sdrt']['reload_s'] / first['diffusers']['reload_s']:.2f} (again)")
+    for r in ("sdrt", "sdrt-cached"):
+        if r in first and "diffusers" in first:
+            print(f"\nload, {r} / diffusers: {first[r]['load_s'] / first['diffusers']['load_s']:.2f} (first), "
+                  f"{first[r]['reload_s'] / first['diffusers']['reload_s']:.2f} (again)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ use crate::embeddings::EmbeddingSet;
 use crate::error::{Error, Result};
 use crate::lora::{self, Component, GraphIndex, LoraSet};
 use crate::model::{attention_fusion, ModelInfo, ModelSource};
-use crate::runtime::{GraphData, Interrupt, OnnxModel};
+use crate::runtime::{CacheEntry, GraphData, Interrupt, OnnxModel};
 
 pub(crate) struct Graphs {
     /// What the pipeline was loaded with (its warning sink already dropped: graphs loaded
@@ -83,23 +83,49 @@ pub(crate) struct RunTimes {
 
 impl Graphs {
     /// Loads the text encoders, the UNet and the VAE decoder, checking each (so a bad model
-    /// fails at load). In low-memory mode the text encoders go again before the UNet loads,
-    /// and the decoder after its check, so the load never holds more than a generation does.
+    /// fails at load). The text stack loads on a thread of its own while this one loads the
+    /// UNet and the VAE: ONNX Runtime builds (and optimises) a session on the calling thread,
+    /// and the tokenizers are built meanwhile too. In low-memory mode the graphs load one at a
+    /// time, each released after its check but the UNet, so the load never holds more than a
+    /// generation does.
     pub fn load(info: &ModelInfo, options: &LoadOptions, warn: &mut dyn FnMut(String)) -> Result<Self> {
         let interrupt = Arc::new(Interrupt::new(&options.runtime)?);
-        let keep = !options.low_memory;
         let none = Adapters::default();
-        let mut load = |component: &str| load_graph(&info.source, component, options, &interrupt, &none, warn);
-        let text = TextStack::load(info, &[], &mut load)?;
-        let text = keep.then_some(text);
-        let unet = load_unet(info, &mut load)?;
-        let decoder = VaeDecoder::new(load("vae_decoder")?)?;
+        let (text, unet, decoder) = if options.low_memory {
+            let mut load = |component: &str| load_graph(&info.source, component, options, &interrupt, &none, warn);
+            drop(TextStack::load(info, &[], &mut load)?);
+            let unet = load_unet(info, &mut load)?;
+            drop(VaeDecoder::new(load("vae_decoder")?)?);
+            (None, unet, None)
+        } else {
+            let mut text_warnings = Vec::new();
+            let mut image_warnings = Vec::new();
+            let (text, image) = std::thread::scope(|scope| {
+                let text = scope.spawn(|| {
+                    let mut warn = |message| text_warnings.push(message);
+                    let mut load =
+                        |component: &str| load_graph(&info.source, component, options, &interrupt, &none, &mut warn);
+                    TextStack::load(info, &[], &mut load)
+                });
+                let mut warn = |message| image_warnings.push(message);
+                let mut load =
+                    |component: &str| load_graph(&info.source, component, options, &interrupt, &none, &mut warn);
+                let image =
+                    load_unet(info, &mut load).and_then(|unet| Ok((unet, VaeDecoder::new(load("vae_decoder")?)?)));
+                (text.join(), image)
+            });
+            // Warnings and errors in the order a sequential load would give them.
+            text_warnings.into_iter().chain(image_warnings).for_each(&mut *warn);
+            let text = text.map_err(|_| Error::Internal("loading the text encoders panicked".into()))??;
+            let (unet, decoder) = image?;
+            (Some(text), unet, Some(decoder))
+        };
         Ok(Graphs {
             options: LoadOptions { on_warning: None, ..options.clone() },
             interrupt,
             text,
             unet: Some(unet),
-            decoder: keep.then_some(decoder),
+            decoder,
             encoder: None,
             released: RunTimes::default(),
             adapters: Adapters::default(),
@@ -341,35 +367,131 @@ fn load_graph(
                 bytes = index.append_token_rows(source, component, &bytes, &rows)?;
             }
             let bytes = with_fused_attention(component.folder(), bytes.into(), options, &path);
-            let graph =
-                load(GraphData { bytes: Some(&bytes), folder: external_data_folder(source, &path), replaced }, warn);
+            let graph = load(
+                GraphData {
+                    bytes: Some(&bytes),
+                    folder: external_data_folder(source, &path),
+                    replaced,
+                    ..GraphData::default()
+                },
+                warn,
+            );
             drop(bytes);
             crate::runtime::release_freed_memory();
             return graph;
         }
     }
-    if fuses_attention(component, options) {
-        let bytes = match source {
-            ModelSource::Memory(files) => {
-                files.get(&relative).ok_or_else(|| Error::invalid_model(&path, "file not found"))?.as_ref().into()
+    let load_from = |origin: GraphOrigin<'_>, warn: &mut dyn FnMut(String)| {
+        let save_optimized = match origin {
+            GraphOrigin::OptimizedCopy(folder) => {
+                let bytes = std::fs::read(folder.join(crate::runtime::CACHED_GRAPH_FILE))
+                    .map_err(|e| Error::io(folder.join(crate::runtime::CACHED_GRAPH_FILE), e))?;
+                let data =
+                    GraphData { bytes: Some(&bytes), folder: Some(folder), optimized: true, ..GraphData::default() };
+                return load(data, warn);
             }
-            _ => source.read(&relative)?,
+            GraphOrigin::Export { save_optimized } => save_optimized,
         };
-        let fused = with_fused_attention(component, bytes, options, &path);
-        return load(
-            GraphData { bytes: Some(&fused), folder: external_data_folder(source, &path), ..GraphData::default() },
-            warn,
-        );
+        let owned;
+        let bytes = if fuses_attention(component, options) {
+            let bytes = match source {
+                ModelSource::Memory(files) => {
+                    files.get(&relative).ok_or_else(|| Error::invalid_model(&path, "file not found"))?.as_ref().into()
+                }
+                _ => source.read(&relative)?,
+            };
+            owned = with_fused_attention(component, bytes, options, &path);
+            Some(&*owned)
+        } else {
+            match source {
+                ModelSource::Directory(_) => None,
+                ModelSource::Embedded => {
+                    owned = source.read(&relative)?;
+                    Some(&*owned)
+                }
+                ModelSource::Memory(files) => {
+                    Some(&**files.get(&relative).ok_or_else(|| Error::invalid_model(&path, "file not found"))?)
+                }
+            }
+        };
+        let folder = external_data_folder(source, &path);
+        load(GraphData { bytes, folder, save_optimized, ..GraphData::default() }, warn)
+    };
+    match cache_entry(source, &path, options) {
+        Some(entry) => load_through_cache(&entry, &path, &load_from, warn),
+        None => load_from(GraphOrigin::Export { save_optimized: None }, warn),
     }
-    match source {
-        ModelSource::Directory(_) => load(GraphData::default(), warn),
-        ModelSource::Embedded => {
-            let bytes = source.read(&relative)?;
-            load(GraphData { bytes: Some(&bytes), ..GraphData::default() }, warn)
+}
+
+/// Where a graph is loaded from: its export (optionally writing the optimised copy into a
+/// folder) or an optimised copy in the cache.
+enum GraphOrigin<'a> {
+    Export { save_optimized: Option<&'a std::path::Path> },
+    OptimizedCopy(&'a std::path::Path),
+}
+
+type LoadFrom<'a> = dyn Fn(GraphOrigin<'_>, &mut dyn FnMut(String)) -> Result<OnnxModel> + 'a;
+
+/// The optimised-copy cache entry of a graph, when the options ask for a cache and the graph
+/// is one it keeps: a file on disk, optimised at the highest level for the CPU provider (whose
+/// optimised graphs are specific to the CPU; other providers' were never measured here).
+fn cache_entry(source: &ModelSource, path: &std::path::Path, options: &LoadOptions) -> Option<CacheEntry> {
+    let root = options.optimized_model_cache.as_deref()?;
+    let runtime = &options.runtime;
+    if !matches!(source, ModelSource::Directory(_)) || runtime.graph_optimization_level < 3 || !runtime.cpu_only() {
+        return None;
+    }
+    CacheEntry::new(root, path, &options.runtime, &crate::runtime::ort_build_info())
+}
+
+/// Loads a graph from its optimised copy in the cache, or from its export while ONNX Runtime
+/// writes the copy for the next load. The cache never fails a load: a copy that will not
+/// load is deleted, one that cannot be written is skipped, each with a warning.
+fn load_through_cache(
+    entry: &CacheEntry,
+    path: &std::path::Path,
+    load_from: &LoadFrom<'_>,
+    warn: &mut dyn FnMut(String),
+) -> Result<OnnxModel> {
+    if let Some(folder) = entry.hit() {
+        match load_from(GraphOrigin::OptimizedCopy(folder), warn) {
+            Ok(model) => {
+                crate::log::log(
+                    crate::log::Level::Info,
+                    &format!("{}: loaded its optimised copy from {}", path.display(), folder.display()),
+                );
+                return Ok(model);
+            }
+            Err(e) => {
+                warn(format!(
+                    "{}: its optimised copy in {} did not load ({e}); loading the export and caching it again",
+                    path.display(),
+                    folder.display()
+                ));
+                let _ = entry.remove();
+            }
         }
-        ModelSource::Memory(files) => {
-            let bytes = files.get(&relative).ok_or_else(|| Error::invalid_model(&path, "file not found"))?;
-            load(GraphData { bytes: Some(bytes), ..GraphData::default() }, warn)
+    }
+    let staging = match entry.staging() {
+        Ok(staging) => staging,
+        Err(e) => {
+            warn(format!("{}: not cached, {} cannot be written: {e}", path.display(), entry.root().display()));
+            return load_from(GraphOrigin::Export { save_optimized: None }, warn);
+        }
+    };
+    match load_from(GraphOrigin::Export { save_optimized: Some(&staging) }, warn) {
+        Ok(model) => {
+            if let Err(e) = entry.commit(&staging) {
+                warn(format!("{}: not cached, the optimised copy could not be kept: {e}", path.display()));
+            }
+            Ok(model)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            // Perhaps only the copy failed (a full disk): the export alone decides.
+            let model = load_from(GraphOrigin::Export { save_optimized: None }, warn)?;
+            warn(format!("{}: not cached, writing the optimised copy failed: {e}", path.display()));
+            Ok(model)
         }
     }
 }

@@ -108,6 +108,16 @@ pub fn loaded_library_path() -> Option<PathBuf> {
     loaded.as_ref().map(|l| l.library.clone())
 }
 
+/// ONNX Runtime's version, commit and build flags, once its library is loaded (an empty
+/// string before).
+pub(crate) fn ort_build_info() -> String {
+    if loaded_library_path().is_none() {
+        return String::new();
+    }
+    // SAFETY: the library is loaded; the string is static and NUL-terminated.
+    unsafe { std::ffi::CStr::from_ptr((ort::api().GetBuildInfoString)()) }.to_string_lossy().into_owned()
+}
+
 /// ONNX Runtime's log goes to sdrt's process-wide log.
 fn forward_log(level: LogLevel, _category: &str, _id: &str, _location: &str, message: &str) {
     let level = ort_level_to_sdrt(level);

@@ -3,11 +3,14 @@
 
 mod interrupt;
 mod loader;
+mod model_cache;
 mod providers;
 mod session;
 
 pub(crate) use interrupt::Interrupt;
+pub(crate) use loader::ort_build_info;
 pub use loader::{loaded_library_path, ort_environment, start_runtime};
+pub(crate) use model_cache::{CacheEntry, GRAPH_FILE as CACHED_GRAPH_FILE};
 pub use providers::{provider_available, ExecutionProvider, ProviderOptions, ProviderPolicy};
 pub(crate) use session::{ElementType, GraphData, InputValue, OnnxModel, ReplacedWeight, WeightValues};
 
@@ -55,7 +58,12 @@ impl RuntimeOptions {
     /// as exported: WebGPU's kernel gave images 2.8/255 away from the CPU's (lavapipe), and
     /// CUDA's and DirectML's could not be measured here.
     pub fn fuses_attention(&self) -> bool {
-        self.graph_optimization_level >= 3 && self.providers.iter().all(|p| matches!(p, ExecutionProvider::Cpu))
+        self.graph_optimization_level >= 3 && self.cpu_only()
+    }
+
+    /// Whether every graph runs on the CPU provider.
+    pub fn cpu_only(&self) -> bool {
+        self.providers.iter().all(|p| matches!(p, ExecutionProvider::Cpu))
     }
 }
 

@@ -11,7 +11,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue, SessionOutputs};
 use ort::value::{DynValue, Tensor, TensorElementType, TensorRef};
 
-use super::{ort_environment, ort_error, providers, Interrupt, RuntimeOptions};
+use super::{model_cache, ort_environment, ort_error, providers, Interrupt, RuntimeOptions};
 use crate::error::{Error, Result};
 
 /// Element types sdrt understands at a graph boundary.
@@ -91,6 +91,10 @@ pub(crate) struct GraphData<'a> {
     pub folder: Option<&'a Path>,
     /// External initializers given new values.
     pub replaced: Vec<ReplacedWeight>,
+    /// Writes the graph as optimised into this folder (`model_cache`'s file names).
+    pub save_optimized: Option<&'a Path>,
+    /// The graph was optimised before (a cached copy): load it without optimising again.
+    pub optimized: bool,
 }
 
 /// Hands ONNX Runtime new values for external-data initializers (`AddExternalInitializers`),
@@ -166,6 +170,7 @@ impl OnnxModel {
         let corrupt =
             |e: ort::Error<_>| Error::invalid_model(path, format!("ONNX Runtime could not load it: {}", e.message()));
         let level = match options.graph_optimization_level {
+            _ if data.optimized => GraphOptimizationLevel::Disable,
             0 => GraphOptimizationLevel::Disable,
             1 => GraphOptimizationLevel::Level1,
             2 => GraphOptimizationLevel::Level2,
@@ -195,6 +200,16 @@ impl OnnxModel {
             builder = builder
                 .with_config_entry("session.model_external_initializers_file_folder_path", folder.to_string_lossy())
                 .map_err(|e| ort_error("setting the external data folder", e))?;
+        }
+        if let Some(folder) = data.save_optimized {
+            let failed = |e| ort_error("asking for the optimised graph", e);
+            builder = builder.with_optimized_model_path(folder.join(model_cache::GRAPH_FILE)).map_err(failed)?;
+            for (key, value) in [
+                ("session.optimized_model_external_initializers_file_name", model_cache::WEIGHTS_FILE),
+                ("session.optimized_model_external_initializers_min_size_in_bytes", "1024"),
+            ] {
+                builder = builder.with_config_entry(key, value).map_err(failed)?;
+            }
         }
         // Kept until the session exists: ONNX Runtime copies them into the graph.
         let _replaced = add_external_initializers(&mut builder, data.replaced)?;

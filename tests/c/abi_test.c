@@ -59,6 +59,34 @@ static void test_params_init_stays_in_bounds(void) {
     CHECK(block.params.vae_tiling == SDRT_VAE_TILING_AUTO);
 }
 
+/* The same for sdrt_load_options, which grew in 0.4 (64 bytes before). */
+static void test_load_options_init_stays_in_bounds(void) {
+    union {
+        sdrt_load_options options;
+        unsigned char bytes[sizeof(sdrt_load_options) + 32];
+    } block;
+    size_t i;
+    memset(&block, 0xAB, sizeof block);
+    (sdrt_load_options_init)(&block.options); /* the 0.3 function, not the header's macro */
+    CHECK(block.options.struct_size == 64 && block.options.graph_optimization_level == 3);
+    CHECK(block.options.log_user_data == NULL);
+    for (i = 64; i < sizeof block.bytes; i++) {
+        CHECK(block.bytes[i] == 0xAB);
+    }
+    memset(&block, 0xAB, sizeof block);
+    CHECK(sdrt_load_options_init_sized(&block.options, sizeof block.bytes) == SDRT_STATUS_OK);
+    CHECK(block.options.struct_size == sizeof block.bytes && block.options.optimized_model_cache == NULL);
+    for (i = sizeof(sdrt_load_options); i < sizeof block.bytes; i++) {
+        CHECK(block.bytes[i] == 0);
+    }
+    memset(&block, 0xAB, sizeof block);
+    CHECK(sdrt_load_options_init_sized(&block.options, 63) == SDRT_STATUS_INVALID_ARGUMENT);
+    CHECK(block.bytes[0] == 0xAB);
+    CHECK(sdrt_load_options_init_sized(NULL, sizeof block.options) == SDRT_STATUS_NULL_POINTER);
+    CHECK(sdrt_load_options_init(&block.options) == SDRT_STATUS_OK);
+    CHECK(block.options.struct_size == sizeof(sdrt_load_options));
+}
+
 static void test_error_paths(void) {
     char message[512];
     sdrt_pipeline *pipeline = NULL;
@@ -199,6 +227,7 @@ int main(int argc, char **argv) {
     test_versions();
     test_status_strings();
     test_params_init_stays_in_bounds();
+    test_load_options_init_stays_in_bounds();
     test_error_paths();
     test_generation(argv[1]);
     if (failures) {

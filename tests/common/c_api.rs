@@ -37,7 +37,8 @@ pub fn load_with(dir: &Path, edit: impl FnOnce(&mut sdrt_load_options)) -> Resul
     let dir = CString::new(dir.to_str().unwrap()).unwrap();
     let ort = CString::new(super::ort_library().to_str().unwrap()).unwrap();
     let mut options = std::mem::MaybeUninit::uninit();
-    unsafe { sdrt_load_options_init(options.as_mut_ptr()) };
+    // What the header's sdrt_load_options_init(o) macro expands to.
+    unsafe { sdrt_load_options_init_sized(options.as_mut_ptr(), std::mem::size_of::<sdrt_load_options>()) };
     let mut options = unsafe { options.assume_init() };
     options.ort_library_path = ort.as_ptr();
     options.intra_op_threads = 1;

@@ -117,8 +117,11 @@ static class BindingTest
         Check(Marshal.SizeOf(typeof(RawGenerateParams)) == 216, "sdrt_generate_params size");
         Check(parameters.StructSize == 216, "sdrt_generate_params struct_size");
         var load = new RawLoadOptions();
-        Native.sdrt_load_options_init(ref load);
-        Check(load.StructSize == Marshal.SizeOf(typeof(RawLoadOptions)), "sdrt_load_options size");
+        Check(Native.sdrt_load_options_init_sized(ref load, (UIntPtr)Marshal.SizeOf(typeof(RawLoadOptions))) == 0,
+            "sdrt_load_options_init_sized");
+        // The 0.4 layout; a binding that lags fails here.
+        Check(Marshal.SizeOf(typeof(RawLoadOptions)) == 72, "sdrt_load_options size");
+        Check(load.StructSize == 72 && load.GraphOptimizationLevel == 3, "sdrt_load_options struct_size");
         var provider = new RawExecutionProvider();
         Native.sdrt_execution_provider_init(ref provider);
         Check(provider.StructSize == Marshal.SizeOf(typeof(RawExecutionProvider)), "sdrt_execution_provider size");
@@ -283,6 +286,29 @@ static class BindingTest
         }
     }
 
+    // A second load of the model reads the optimised copies the first wrote: same image.
+    static void TestOptimizedModelCache()
+    {
+        string cache = Path.Combine(Path.GetTempPath(), "sdrt-csharp-cache-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var images = new List<byte[]>();
+            for (int i = 0; i < 2; i++)
+            {
+                var options = new LoadOptions { IntraOpThreads = 1, OptimizedModelCache = cache };
+                using (Pipeline pipeline = Pipeline.Load(ModelDir, options))
+                using (Image image = pipeline.Generate(Small(2, 5)))
+                    images.Add(image.ToBytes(PixelFormat.Rgb8));
+                Check(Directory.GetDirectories(cache).Length == 3, "a cache entry per graph");
+            }
+            Check(Same(images[0], images[1]), "the cached graphs draw the same image");
+        }
+        finally
+        {
+            if (Directory.Exists(cache)) Directory.Delete(cache, true);
+        }
+    }
+
     static void TestDisposal()
     {
         Pipeline pipeline = Pipeline.Load(ModelDir);
@@ -328,6 +354,7 @@ static class BindingTest
             TestAsync(pipeline);
         }
         TestDisposal();
+        TestOptimizedModelCache();
         if (failures > 0)
         {
             Console.Error.WriteLine("BindingTest: " + failures + " check(s) failed");

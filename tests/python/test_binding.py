@@ -6,6 +6,7 @@ import ctypes
 import os
 import re
 import sys
+import tempfile
 import time
 import unittest
 
@@ -50,9 +51,26 @@ class BindingTest(unittest.TestCase):
         self.assertEqual(ctypes.sizeof(sdrt._GenerateParams), 216)
         self.assertEqual(params.struct_size, 216)
         self.assertEqual((params.steps, params.batch_size, params.preserve_unmasked), (25, 1, 1))
+        options = sdrt._LoadOptions()
+        status = sdrt.library().sdrt_load_options_init_sized(ctypes.byref(options), ctypes.sizeof(options))
+        self.assertEqual(status, 0)
+        # The 0.4 layout (optimized_model_cache appended).
+        self.assertEqual(ctypes.sizeof(sdrt._LoadOptions), 72)
+        self.assertEqual((options.struct_size, options.graph_optimization_level), (72, 3))
         progress = sdrt._JobProgress()
         sdrt.library().sdrt_job_progress_init(ctypes.byref(progress))
         self.assertEqual(progress.struct_size, ctypes.sizeof(sdrt._JobProgress))
+
+    def test_optimized_model_cache(self):
+        with tempfile.TemporaryDirectory() as cache:
+            images = []
+            for _ in range(2):
+                with sdrt.Pipeline(MODEL, intra_op_threads=1, optimized_model_cache=cache) as pipeline:
+                    image = pipeline.generate("a red circle", width=64, height=64, steps=2, seed=3)
+                    images.append(image.to_bytes())
+                    image.close()
+                self.assertEqual(len(os.listdir(cache)), 3)
+            self.assertEqual(images[0], images[1])
 
     def test_load_failure_raises(self):
         with self.assertRaises(sdrt.Error) as caught:

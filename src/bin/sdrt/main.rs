@@ -55,6 +55,9 @@ usage: sdrt [options]          a prompt becomes a PNG
   --vae-tiling MODE       auto (default: tiles from 4 tiles' pixels up), on or off
   --vae-tile-size N       VAE tile side in pixels, a multiple of 32 (default: the model's size)
   --low-memory            keep only the UNet loaded between uses
+  --cache DIR             keep the graphs as ONNX Runtime optimised them in DIR: the next
+                          load of the same model skips that work (costs the model's size
+                          in disk; the first load takes longer)
   --provider NAME         cpu (default), cuda, directml, coreml or webgpu; one that
                           cannot be used is an error, never a silent fall back to CPU
   --quiet                 no progress bar
@@ -90,6 +93,7 @@ struct Flags {
     vae_tiling: VaeTiling,
     vae_tile_size: Option<u32>,
     low_memory: bool,
+    cache: Option<PathBuf>,
     provider: Option<ExecutionProvider>,
     quiet: bool,
 }
@@ -137,6 +141,7 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
                 let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
                 match flag.as_str() {
                     "--model" => flags.model = Some(value.into()),
+                    "--cache" => flags.cache = Some(value.into()),
                     "--prompt" => flags.prompt = Some(value.clone()),
                     "--negative-prompt" => flags.negative_prompt = Some(value.clone()),
                     "--steps" => flags.steps = Some(number(flag, value)?),
@@ -255,7 +260,11 @@ fn output_path(output: &Path, k: u64, total: u64) -> PathBuf {
 
 fn generate(flags: &Flags) -> Result<(), String> {
     let show = |e: sdrt::Error| e.to_string();
-    let mut options = LoadOptions { low_memory: flags.low_memory, ..LoadOptions::default() };
+    let mut options = LoadOptions {
+        low_memory: flags.low_memory,
+        optimized_model_cache: flags.cache.clone(),
+        ..LoadOptions::default()
+    };
     if let Some(provider) = &flags.provider {
         options.runtime.providers = vec![provider.clone()];
         options.runtime.provider_policy = ProviderPolicy::Fail;
