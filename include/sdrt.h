@@ -453,7 +453,7 @@ typedef struct sdrt_load_options {
   /**
    * 0 (the default): the pipeline's graphs run on the process's shared thread pool (see
    * `sdrt_runtime_init`). N > 0: each graph (text encoder(s), UNet, VAE decoder, VAE encoder
-   * once used) gets a pool of its own of N threads, N - 1 of them new. At most 256.
+   * once used) gets a pool of its own of N threads, N - 1 of them new. At most 64.
    */
   int32_t intra_op_threads;
   /**
@@ -1270,8 +1270,10 @@ SDRT_API sdrt_status sdrt_pipeline_default_size(const struct sdrt_pipeline *pipe
 SDRT_API sdrt_status sdrt_pipeline_recommended_settings(const struct sdrt_pipeline *pipeline, uint32_t *steps, float *guidance_scale);
 
 /**
- * Writes the sampler the model's scheduler_config.json names (`SDRT_SCHEDULER_*`).
- * Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`. Any thread; never waits.
+ * Writes the sampler the model's scheduler_config.json names (`SDRT_SCHEDULER_*`; PNDM when
+ * it names none). Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`,
+ * `SDRT_STATUS_UNSUPPORTED_MODEL` (a scheduler sdrt does not run: generations must then set
+ * `sdrt_generate_params.scheduler`). Any thread; never waits.
  */
 SDRT_API sdrt_status sdrt_pipeline_default_scheduler(const struct sdrt_pipeline *pipeline, sdrt_scheduler *out);
 

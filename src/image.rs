@@ -69,13 +69,7 @@ impl Image {
 
     /// Writes a PNG file; an existing file is replaced only once the new one is complete.
     pub fn save_png(&self, path: &Path) -> Result<()> {
-        let bytes = self.encode_png()?;
-        let partial = path.with_extension("png.partial");
-        std::fs::write(&partial, &bytes).map_err(|e| Error::io(&partial, e))?;
-        std::fs::rename(&partial, path).map_err(|e| {
-            let _ = std::fs::remove_file(&partial);
-            Error::io(path, e)
-        })
+        crate::files::write_replacing(path, &self.encode_png()?)
     }
 
     /// Reads a PNG (or any format the `image` crate knows) as RGB8.

@@ -9,6 +9,7 @@
 pub mod embeddings;
 pub mod error;
 pub mod ffi;
+pub mod files;
 pub mod guidance;
 pub mod image;
 pub mod log;

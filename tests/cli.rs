@@ -266,7 +266,7 @@ fn image_to_image_and_inpainting_from_flags() {
     let params = GenerateParams {
         prompt: "a green square".into(),
         steps: 4,
-        scheduler: Some(pipeline.default_scheduler()),
+        scheduler: Some(pipeline.default_scheduler().unwrap()),
         init_image: Some(Image::load(&init).unwrap()),
         mask_image: Some(Image::load(&mask).unwrap()),
         strength: 0.5,
@@ -359,7 +359,7 @@ fn embeddings_from_flags() {
         steps: 2,
         width: Some(64),
         height: Some(64),
-        scheduler: Some(pipeline.default_scheduler()),
+        scheduler: Some(pipeline.default_scheduler().unwrap()),
         embeddings: sdrt::embeddings::EmbeddingSet::new(vec![embedding]).unwrap(),
         ..GenerateParams::default()
     };

@@ -47,7 +47,7 @@ fn check(reference: &str, scheduler: sdrt::SchedulerKind) {
     assert_eq!(tokenizer.pad_id(), 0);
 
     let mut pipeline = Pipeline::load_dir(&dir.0, &load_options()).unwrap();
-    assert_eq!(pipeline.default_scheduler(), scheduler);
+    assert_eq!(pipeline.default_scheduler().unwrap(), scheduler);
     let params = GenerateParams {
         prompt: case["prompt"].as_str().unwrap().into(),
         negative_prompt: case["negative_prompt"].as_str().unwrap_or_default().into(),

@@ -200,7 +200,7 @@ fn tokenizer_json_with_string_merges_and_added_tokens() {
 fn model_max_length_sentinel_falls_back_to_77() {
     let dir = scratch_dir("sentinel");
     write(&dir, "vocab.json", toy_vocab().to_string());
-    write(&dir, "merges.txt", "#version: 0.2\n");
+    write(&dir, "merges.txt", "#version: 0.2\na b\n");
     write(&dir, "tokenizer_config.json", r#"{"model_max_length": 1000000000000000019884624838656}"#);
     assert_eq!(ClipTokenizer::from_dir(&dir).unwrap().max_length(), 77);
     write(&dir, "tokenizer_config.json", r#"{"model_max_length": 2}"#);

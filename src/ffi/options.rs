@@ -110,7 +110,7 @@ pub struct sdrt_load_options {
     pub provider_policy: sdrt_provider_policy,
     /// 0 (the default): the pipeline's graphs run on the process's shared thread pool (see
     /// `sdrt_runtime_init`). N > 0: each graph (text encoder(s), UNet, VAE decoder, VAE encoder
-    /// once used) gets a pool of its own of N threads, N - 1 of them new. At most 256.
+    /// once used) gets a pool of its own of N threads, N - 1 of them new. At most 64.
     pub intra_op_threads: i32,
     /// 0 (no graph optimizations) to 3 (all, the default).
     pub graph_optimization_level: i32,
@@ -576,16 +576,13 @@ impl sdrt_load_options {
             SDRT_PROVIDER_POLICY_FAIL => ProviderPolicy::Fail,
             other => return Err(Error::InvalidArgument(format!("unknown provider policy {other}")).into()),
         };
-        let intra_op_threads = usize::try_from(self.intra_op_threads)
-            .ok()
-            .filter(|&n| n <= crate::runtime::MAX_THREADS)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "intra_op_threads {} must be 0 (ONNX Runtime decides) to {}",
-                    self.intra_op_threads,
-                    crate::runtime::MAX_THREADS
-                ))
-            })?;
+        let intra_op_threads = usize::try_from(self.intra_op_threads).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "intra_op_threads {} must be 0 (ONNX Runtime decides) to {}",
+                self.intra_op_threads,
+                crate::runtime::MAX_THREADS
+            ))
+        })?;
         let graph_optimization_level = u8::try_from(self.graph_optimization_level)
             .ok()
             .filter(|l| *l <= 3)

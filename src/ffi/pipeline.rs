@@ -54,15 +54,7 @@ impl sdrt_pipeline {
 pub unsafe extern "C" fn sdrt_runtime_init(ort_library_path: *const c_char, shared_threads: u32) -> sdrt_status {
     boundary(|| {
         let path = unsafe { optional_str(ort_library_path, "ort_library_path") }?;
-        let threads = shared_threads as usize;
-        if threads > crate::runtime::MAX_THREADS {
-            return Err(Error::InvalidArgument(format!(
-                "shared_threads {threads} must be 0 to {}",
-                crate::runtime::MAX_THREADS
-            ))
-            .into());
-        }
-        crate::runtime::start_runtime(path.map(std::path::Path::new), Some(threads))?;
+        crate::runtime::start_runtime(path.map(std::path::Path::new), Some(shared_threads as usize))?;
         Ok(())
     })
 }
@@ -258,8 +250,10 @@ pub unsafe extern "C" fn sdrt_pipeline_recommended_settings(
     })
 }
 
-/// Writes the sampler the model's scheduler_config.json names (`SDRT_SCHEDULER_*`).
-/// Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`. Any thread; never waits.
+/// Writes the sampler the model's scheduler_config.json names (`SDRT_SCHEDULER_*`; PNDM when
+/// it names none). Statuses: `SDRT_STATUS_OK`, `SDRT_STATUS_NULL_POINTER`,
+/// `SDRT_STATUS_UNSUPPORTED_MODEL` (a scheduler sdrt does not run: generations must then set
+/// `sdrt_generate_params.scheduler`). Any thread; never waits.
 #[no_mangle]
 pub unsafe extern "C" fn sdrt_pipeline_default_scheduler(
     pipeline: *const sdrt_pipeline,
@@ -270,7 +264,7 @@ pub unsafe extern "C" fn sdrt_pipeline_default_scheduler(
         if out.is_null() {
             return Err(Failure::Null("out"));
         }
-        let code = scheduler_code(shared.default_scheduler())?;
+        let code = scheduler_code(shared.default_scheduler()?)?;
         unsafe { *out = code };
         Ok(())
     })

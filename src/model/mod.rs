@@ -3,6 +3,7 @@
 
 pub(crate) mod attention_fusion;
 mod embedded;
+pub(crate) mod external_data;
 pub(crate) mod onnx_file;
 pub(crate) mod safetensors_file;
 mod source;
@@ -67,6 +68,9 @@ pub struct ModelInfo {
     pub vae_scale_factor: u32,
     /// The UNet's native latent size, when a config records it.
     pub unet_sample_size: Option<u32>,
+    /// How many times the UNet halves the latents (3 for SD 1.x/2.x, 2 for SDXL), read from
+    /// its graph: latent sides must be multiples of 2 to that power.
+    pub unet_downsamplers: Option<u32>,
     /// The UNet's input channels as the files declare them (9: an inpainting UNet), used when
     /// the graph leaves that axis open.
     pub unet_in_channels: Option<u32>,
@@ -191,6 +195,13 @@ impl ModelInfo {
             unet_config.as_ref().and_then(|c| c.get(key)).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok())
         };
         let unet_sample_size = unet_number("sample_size");
+        // Exports trace the UNet's upsamplers with a fixed factor of 2, so the latents must
+        // halve evenly at every downsampler or the skip connections no longer fit (ONNX
+        // Runtime fails in a Concat). A graph sdrt cannot read is left to ONNX Runtime.
+        let unet_downsamplers = match source.graph_bytes("unet/model.onnx")? {
+            Some(graph) => onnx_file::stride_2_convolutions(&graph).ok().filter(|&n| n < 8),
+            None => None,
+        };
         let unet_time_cond_proj_dim = unet_number("time_cond_proj_dim");
         // diffusers' ONNX layout has no UNet config: its inpainting class implies 9 channels.
         let unet_in_channels = unet_number("in_channels").or_else(|| {
@@ -209,6 +220,7 @@ impl ModelInfo {
             vae_scaling_factor,
             vae_scale_factor,
             unet_sample_size,
+            unet_downsamplers,
             unet_in_channels,
             unet_time_cond_proj_dim,
         })

@@ -423,6 +423,85 @@ fn parse_tensor(bytes: &[u8], base: usize) -> Parsed<Initializer> {
     Ok(Initializer { name, element_type: WeightType::from_onnx(data_type), dims, data })
 }
 
+/// How many times the graph halves an image: its `Conv` nodes with strides 2x2 (a UNet's
+/// downsamplers; SD 1.x/2.x have 3, SDXL 2).
+pub fn stride_2_convolutions(model: &[u8]) -> Parsed<u32> {
+    let graph = parse(model)?;
+    let halving = |node: &&Node| node.op_type == "Conv" && node.attribute("strides").is_some_and(|a| a.ints == [2, 2]);
+    Ok(graph.nodes.iter().filter(halving).count() as u32)
+}
+
+/// Deepest nesting of subgraphs (`If`/`Loop` bodies) searched for external data; real
+/// models nest a few levels, a hostile file could nest until the stack ran out.
+const MAX_GRAPH_DEPTH: usize = 32;
+
+/// The `location` of every tensor anywhere in a model that keeps its data in another file:
+/// initializers, sparse initializers, tensors in node attributes (`Constant`), in subgraphs
+/// and in functions. ONNX Runtime opens each, so each must be checked before it does.
+pub fn external_data_locations(model: &[u8]) -> Parsed<Vec<String>> {
+    let mut locations = Vec::new();
+    let mut model_fields = Wire::new(model, 0);
+    while let Some((number, field)) = model_fields.next()? {
+        match (number, field) {
+            (7, Field::Bytes(graph, _)) => graph_locations(graph, 0, &mut locations)?,
+            // FunctionProto: its nodes (field 7).
+            (25, Field::Bytes(function, _)) => {
+                for_each_field(function, |number, payload, _| match (number, payload) {
+                    (7, Some(node)) => node_locations(node, 0, &mut locations),
+                    _ => Ok(()),
+                })?
+            }
+            _ => {}
+        }
+    }
+    Ok(locations)
+}
+
+fn graph_locations(graph: &[u8], depth: usize, out: &mut Vec<String>) -> Parsed<()> {
+    if depth > MAX_GRAPH_DEPTH {
+        return Err(ParseError(format!("subgraphs nest deeper than {MAX_GRAPH_DEPTH}")));
+    }
+    for_each_field(graph, |number, payload, _| match (number, payload) {
+        (1, Some(node)) => node_locations(node, depth, out),
+        (5, Some(tensor)) => tensor_location(tensor, out),
+        // SparseTensorProto: values (1) and indices (2) are tensors.
+        (15, Some(sparse)) => for_each_field(sparse, |number, payload, _| match (number, payload) {
+            (1 | 2, Some(tensor)) => tensor_location(tensor, out),
+            _ => Ok(()),
+        }),
+        _ => Ok(()),
+    })
+}
+
+fn node_locations(node: &[u8], depth: usize, out: &mut Vec<String>) -> Parsed<()> {
+    for_each_field(node, |number, payload, _| match (number, payload) {
+        // AttributeProto: t (5), tensors (10), g (6), graphs (11), sparse_tensor(s) (22, 23).
+        (5, Some(attribute)) => for_each_field(attribute, |number, payload, _| match (number, payload) {
+            (5 | 10, Some(tensor)) => tensor_location(tensor, out),
+            (6 | 11, Some(graph)) => graph_locations(graph, depth + 1, out),
+            (22 | 23, Some(sparse)) => for_each_field(sparse, |number, payload, _| match (number, payload) {
+                (1 | 2, Some(tensor)) => tensor_location(tensor, out),
+                _ => Ok(()),
+            }),
+            _ => Ok(()),
+        }),
+        _ => Ok(()),
+    })
+}
+
+/// A TensorProto's external data location (field 13 entries), if it has one.
+fn tensor_location(tensor: &[u8], out: &mut Vec<String>) -> Parsed<()> {
+    for_each_field(tensor, |number, payload, _| {
+        if let (13, Some(entry)) = (number, payload) {
+            let (key, value) = parse_entry(entry)?;
+            if key == "location" {
+                out.push(value);
+            }
+        }
+        Ok(())
+    })
+}
+
 fn parse_entry(bytes: &[u8]) -> Parsed<(String, String)> {
     let mut wire = Wire::new(bytes, 0);
     let (mut key, mut value) = (String::new(), String::new());

@@ -24,17 +24,8 @@ const MAX_FILE_BYTES: u64 = 4 << 30;
 
 /// Reads a LoRA or embedding file from disk (a regular file, at most 4 GiB).
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let metadata = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if !metadata.is_file() {
-        return Err(Error::invalid_model(path, "not a regular file"));
-    }
-    if metadata.len() > MAX_FILE_BYTES {
-        return Err(Error::invalid_model(
-            path,
-            format!("{} bytes is more than sdrt reads from a LoRA or embedding file", metadata.len()),
-        ));
-    }
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    crate::files::read_limited(path, MAX_FILE_BYTES)?
+        .ok_or_else(|| Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)))
 }
 
 /// A tensor of a `.safetensors` file as f32 (f32, f16, bf16 and f64 are read), refusing

@@ -69,6 +69,25 @@ fn normalize(path: &str) -> Option<String> {
     (!parts.is_empty() && !parts.contains(&"..")).then(|| parts.join("/"))
 }
 
+/// A graph's bytes from wherever the model keeps them.
+pub(crate) enum GraphBytes {
+    Mapped(crate::files::MappedFile),
+    Static(&'static [u8]),
+    Shared(Arc<[u8]>),
+}
+
+impl std::ops::Deref for GraphBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            GraphBytes::Mapped(mapped) => mapped,
+            GraphBytes::Static(bytes) => bytes,
+            GraphBytes::Shared(bytes) => bytes,
+        }
+    }
+}
+
 impl ModelSource {
     /// A model directory; checked to exist so the error names the path the caller gave.
     pub fn directory(path: impl Into<PathBuf>) -> Result<Self> {
@@ -102,11 +121,7 @@ impl ModelSource {
         match self {
             ModelSource::Directory(root) => {
                 let path = root.join(relative);
-                match std::fs::read(&path) {
-                    Ok(bytes) => Ok(Some(Cow::Owned(bytes))),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(Error::io(path, e)),
-                }
+                Ok(crate::files::read_limited(&path, crate::files::limit_for(&path))?.map(Cow::Owned))
             }
             ModelSource::Embedded => Ok(super::embedded::files()
                 .iter()
@@ -114,6 +129,20 @@ impl ModelSource {
                 .map(|(_, bytes)| Cow::Borrowed(*bytes))),
             ModelSource::Memory(files) => Ok(files.get(relative).map(|bytes| Cow::Owned(bytes.to_vec()))),
         }
+    }
+
+    /// A graph file's bytes without copying them: mapped from disk, or the bytes in memory.
+    pub(crate) fn graph_bytes(&self, relative: &str) -> Result<Option<GraphBytes>> {
+        Ok(match self {
+            ModelSource::Directory(root) => {
+                crate::files::MappedFile::open(&root.join(relative), crate::files::MAX_GRAPH_FILE_BYTES)?
+                    .map(GraphBytes::Mapped)
+            }
+            ModelSource::Embedded => {
+                super::embedded::files().iter().find(|(name, _)| *name == relative).map(|(_, b)| GraphBytes::Static(b))
+            }
+            ModelSource::Memory(files) => files.get(relative).cloned().map(GraphBytes::Shared),
+        })
     }
 
     /// `length` bytes of a file from `offset` (an ONNX external data file). `relative` must
@@ -127,7 +156,8 @@ impl ModelSource {
         match self {
             ModelSource::Directory(root) => {
                 use std::io::{Read, Seek, SeekFrom};
-                let mut file = std::fs::File::open(root.join(&clean)).map_err(|e| Error::io(&path, e))?;
+                let (mut file, _) = crate::files::open_regular(&root.join(&clean))?
+                    .ok_or_else(|| Error::invalid_model(&path, "file not found"))?;
                 file.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(&path, e))?;
                 let mut bytes = Vec::new();
                 file.take(length as u64).read_to_end(&mut bytes).map_err(|e| Error::io(&path, e))?;

@@ -54,7 +54,8 @@ pub struct Pipeline {
     graphs: Graphs,
     /// The approximate previews' colour map, fitted to the VAE decoder on first use.
     latent_rgb: Option<LatentToRgb>,
-    default_scheduler: SchedulerKind,
+    /// The sampler scheduler_config.json names, or why sdrt cannot run it.
+    default_scheduler: std::result::Result<SchedulerKind, String>,
     default_size: (u32, u32),
     cancel: CancelHandle,
     warnings: Vec<String>,
@@ -152,16 +153,21 @@ impl Pipeline {
         };
         let graphs = Graphs::load(&info, options, &mut warn)?;
 
-        let default_scheduler = match info.scheduler_config.class_name().and_then(SchedulerKind::from_name) {
-            Some(kind) => kind,
-            None => {
-                warn(format!(
-                    "scheduler {:?} from scheduler_config.json is not supported yet; using PNDM",
-                    info.scheduler_config.class_name().unwrap_or("(none)")
-                ));
-                SchedulerKind::Pndm
-            }
+        // No class at all is diffusers' own default, PNDM; a class sdrt does not run is never
+        // silently replaced: generations that name no sampler fail with this message.
+        let default_scheduler = match info.scheduler_config.class_name() {
+            None => Ok(SchedulerKind::Pndm),
+            Some(class) => SchedulerKind::from_name(class).ok_or_else(|| {
+                format!(
+                    "{} names the scheduler {class:?}, which sdrt does not run; choose a sampler for each \
+                     generation",
+                    info.source.path_of("scheduler/scheduler_config.json").display()
+                )
+            }),
         };
+        if let Err(message) = &default_scheduler {
+            warn(message.clone());
+        }
         let side = info.unet_sample_size.map_or(512, |s| s * info.vae_scale_factor).min(MAX_SIDE);
         Ok(Pipeline {
             default_size: (side, side),
@@ -193,9 +199,10 @@ impl Pipeline {
         GenerateParams { steps: settings.steps, guidance_scale: settings.guidance_scale, ..GenerateParams::default() }
     }
 
-    /// The sampler named by the model's scheduler_config.json (PNDM when it names none sdrt runs).
-    pub fn default_scheduler(&self) -> SchedulerKind {
-        self.default_scheduler
+    /// The sampler named by the model's scheduler_config.json (PNDM when it names none); a
+    /// scheduler sdrt does not run is [`Error::UnsupportedModel`].
+    pub fn default_scheduler(&self) -> Result<SchedulerKind> {
+        self.default_scheduler.clone().map_err(Error::UnsupportedModel)
     }
 
     /// Merges `loras` and adds `embeddings` now, as a generation with these sets would first
@@ -304,7 +311,10 @@ impl Pipeline {
         self.check_cancelled()?;
 
         // One sampler and one generator per image, so each image is its own seed's.
-        let kind = params.scheduler.unwrap_or(self.default_scheduler);
+        let kind = match params.scheduler {
+            Some(kind) => kind,
+            None => self.default_scheduler()?,
+        };
         let steps = usize::try_from(params.steps).unwrap_or(usize::MAX);
         let mut samplers = Vec::with_capacity(images);
         let mut rngs = Vec::with_capacity(images);
@@ -597,11 +607,13 @@ impl Pipeline {
         let init_size = params.init_image.as_ref().map(|image| (image.width(), image.height()));
         let width = params.width.or(init_size.map(|s| s.0)).unwrap_or(self.default_size.0);
         let height = params.height.or(init_size.map(|s| s.1)).unwrap_or(self.default_size.1);
-        let factor = self.info.vae_scale_factor;
+        // Sides are multiples of what the VAE and the UNet's halvings need (64 for SD 1.x),
+        // checked here: anything else would fail deep inside ONNX Runtime.
+        let factor = self.info.vae_scale_factor << self.info.unet_downsamplers.unwrap_or(0);
         for (name, value) in [("width", width), ("height", height)] {
             if value < factor || value > MAX_SIDE || value % factor != 0 {
                 return Err(Error::InvalidArgument(format!(
-                    "{name} {value} must be a multiple of {factor} between {factor} and {MAX_SIDE}"
+                    "{name} {value} must be a multiple of {factor} between {factor} and {MAX_SIDE} for this model"
                 )));
             }
         }

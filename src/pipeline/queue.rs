@@ -83,7 +83,7 @@ pub(crate) struct Shared {
     /// Stops the graph call in progress without taking the pipeline's lock.
     interrupt: CancelHandle,
     default_size: (u32, u32),
-    default_scheduler: SchedulerKind,
+    default_scheduler: Result<SchedulerKind>,
     recommended: RecommendedSettings,
     /// A trim asked for while a generation ran: done when it ends.
     trim_pending: AtomicBool,
@@ -193,8 +193,8 @@ impl SharedPipeline {
     }
 
     /// [`Pipeline::default_scheduler`], without waiting.
-    pub fn default_scheduler(&self) -> SchedulerKind {
-        self.shared.default_scheduler
+    pub fn default_scheduler(&self) -> Result<SchedulerKind> {
+        self.shared.default_scheduler()
     }
 
     /// The model family's steps and guidance, without waiting.
@@ -239,8 +239,8 @@ impl Shared {
         self.default_size
     }
 
-    pub(crate) fn default_scheduler(&self) -> SchedulerKind {
-        self.default_scheduler
+    pub(crate) fn default_scheduler(&self) -> Result<SchedulerKind> {
+        self.default_scheduler.as_ref().map(|&kind| kind).map_err(|e| Error::UnsupportedModel(e.to_string()))
     }
 
     pub(crate) fn recommended_settings(&self) -> RecommendedSettings {
@@ -340,7 +340,13 @@ impl Shared {
             let params = locked(&work.params).take().unwrap_or_default();
             let run =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(&work, &params, &mut |_| true)));
-            work.end(run.unwrap_or_else(|panic| Err(Error::Internal(panic_message(panic.as_ref())))));
+            let result = run.unwrap_or_else(|panic| Err(Error::Internal(panic_message(panic.as_ref()))));
+            // Nobody may be polling: a job's failure goes to the log too (a cancel is no failure).
+            match &result {
+                Err(Error::Cancelled) | Ok(_) => {}
+                Err(e) => crate::log::warn(&format!("a submitted generation failed: {e}")),
+            }
+            work.end(result);
             self.release();
         }
     }

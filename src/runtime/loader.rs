@@ -45,6 +45,9 @@ pub fn ort_environment(explicit: Option<&Path>) -> Result<ort::environment::Envi
 /// graph loaded without its own thread count runs on. The pool is made once per process:
 /// asking for another size once it exists is an error; `None` takes whatever exists.
 pub fn start_runtime(explicit: Option<&Path>, shared_threads: Option<usize>) -> Result<ort::environment::Environment> {
+    if let Some(threads) = shared_threads {
+        super::check_threads("shared_threads", threads)?;
+    }
     let mut loaded = LOADED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(current) = loaded.as_ref() {
         if let Some(path) = explicit {

@@ -166,6 +166,7 @@ impl OnnxModel {
         interrupt: Arc<Interrupt>,
         warn: &mut dyn FnMut(String),
     ) -> Result<Self> {
+        super::check_threads("intra_op_threads", options.intra_op_threads)?;
         let environment = ort_environment(options.ort_library_path.as_deref())?;
         let corrupt =
             |e: ort::Error<_>| Error::invalid_model(path, format!("ONNX Runtime could not load it: {}", e.message()));
@@ -214,11 +215,15 @@ impl OnnxModel {
         // Kept until the session exists: ONNX Runtime copies them into the graph.
         let _replaced = add_external_initializers(&mut builder, data.replaced)?;
         let session = match data.bytes {
-            Some(bytes) => builder.commit_from_memory(bytes).map_err(corrupt)?,
+            Some(bytes) => {
+                crate::model::external_data::check(bytes, data.folder, path)?;
+                builder.commit_from_memory(bytes).map_err(corrupt)?
+            }
             None => {
-                if !path.is_file() {
-                    return Err(Error::invalid_model(path, "file not found"));
-                }
+                let graph = crate::files::MappedFile::open(path, crate::files::MAX_GRAPH_FILE_BYTES)?
+                    .ok_or_else(|| Error::invalid_model(path, "file not found"))?;
+                crate::model::external_data::check(&graph, path.parent(), path)?;
+                drop(graph);
                 builder.commit_from_file(path).map_err(corrupt)?
             }
         };

@@ -106,6 +106,14 @@ pub fn parse(text: &str) -> Result<Vec<Fragment>> {
     if fragments.is_empty() {
         fragments.push(plain(""));
     }
+    // Weights scale float32 embeddings: one beyond float32 (`(a:1e39)`, nested weights that
+    // multiply past it, `(a:nan)`) would only surface as a NaN image much later.
+    if let Some(bad) = fragments.iter().find(|f| !(f.weight as f32).is_finite()) {
+        return Err(Error::InvalidArgument(format!(
+            "the prompt weight of {:?} comes to {}: weights must stay finite numbers within float32's range",
+            bad.text, bad.weight
+        )));
+    }
     // Merge runs of identical weights (BREAK markers included, as the reference does).
     let mut merged: Vec<Fragment> = Vec::with_capacity(fragments.len());
     for fragment in fragments {
@@ -120,6 +128,17 @@ pub fn parse(text: &str) -> Result<Vec<Fragment>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weights_beyond_float32_are_refused() {
+        let huge = format!("1{}", "0".repeat(39));
+        let large = format!("1{}", "0".repeat(20));
+        for prompt in [format!("(a:{huge})"), format!("((a:{large}):{large})"), format!("(a:-{huge})")] {
+            let message = parse(&prompt).unwrap_err().to_string();
+            assert!(message.contains("prompt weight of \"a\""), "{prompt}: {message}");
+        }
+        assert_eq!(parsed(&format!("(a:{large})")), vec![("a".to_string(), 1e20)]);
+    }
 
     fn parsed(text: &str) -> Vec<(String, f64)> {
         parse(text).unwrap().into_iter().map(|f| (f.text, f.weight)).collect()

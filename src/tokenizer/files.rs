@@ -45,12 +45,7 @@ pub trait TokenizerFiles {
 
 impl TokenizerFiles for PathBuf {
     fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let path = self.join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(path, e)),
-        }
+        crate::files::read_limited(&self.join(name), crate::files::MAX_TEXT_FILE_BYTES)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -84,13 +79,21 @@ pub(crate) fn read_files(source: &dyn TokenizerFiles) -> Result<Files> {
         }
     };
 
+    if merges.is_empty() {
+        // A BPE without merges cuts every word into single bytes: no CLIP tokenizer.
+        let path = if vocab_bytes.is_some() && merges_bytes.is_some() { &merges_path } else { &json_path };
+        return Err(Error::invalid_model(path, "no merges: a CLIP tokenizer has thousands"));
+    }
+
+    // Read (and so checked) even when the config makes it unused.
+    let special_tokens_map = read_optional_object(source, "special_tokens_map.json")?;
     let mut added = Vec::new();
     if let Some(decoder) = config.get("added_tokens_decoder") {
         added = read_added_tokens_decoder(&config_path, decoder)?;
     } else {
         // transformers' legacy path: special_tokens_map.json overrides the config, and the
         // added tokens come from added_tokens.json and tokenizer.json.
-        config.extend(read_optional_object(source, "special_tokens_map.json")?);
+        config.extend(special_tokens_map);
         let added_path = source.path("added_tokens.json");
         for (content, id) in read_optional_object(source, "added_tokens.json")? {
             let id = id
@@ -118,8 +121,13 @@ pub(crate) fn read_files(source: &dyn TokenizerFiles) -> Result<Files> {
         unk: special("unk_token", "<|endoftext|>")?,
         pad: special("pad_token", "<|endoftext|>")?,
         additional_special: match config.get("additional_special_tokens") {
-            Some(Value::Array(list)) => list.iter().filter_map(token_content).collect(),
-            _ => Vec::new(),
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => list.iter().map(token_content).collect::<Option<_>>().ok_or_else(|| {
+                Error::invalid_model(&config_path, "additional_special_tokens holds an entry that is no token")
+            })?,
+            Some(_) => {
+                return Err(Error::invalid_model(&config_path, "additional_special_tokens must be a list of tokens"))
+            }
         },
         max_length: read_max_length(&config_path, config.get("model_max_length"))?,
         vocab,

@@ -169,7 +169,7 @@ static void test_cancel(sdrt_pipeline *pipeline) {
 
     /* A job's own error: the size only the model can judge. */
     params = params_with(2, 1);
-    params.width = 72;
+    params.width = 64;
     params.height = 4;
     sdrt_job *failing = NULL;
     CHECK(sdrt_pipeline_submit(pipeline, &params, &failing) == SDRT_STATUS_OK);

@@ -193,23 +193,30 @@ fn parameters(flags: &Flags, pipeline: &Pipeline) -> Result<Parameters, String> 
     };
     let recommended = pipeline.recommended_params();
     let (default_width, default_height) = pipeline.default_size();
-    let base = from_png.unwrap_or_else(|| Parameters {
-        prompt: String::new(),
-        negative_prompt: String::new(),
-        steps: recommended.steps,
-        scheduler: pipeline.default_scheduler(),
-        sigmas: None,
-        guidance_scale: recommended.guidance_scale,
-        guidance_rescale: 0.0,
-        seed: 0,
-        width: default_width,
-        height: default_height,
-        rng: RngKind::Numpy,
-        clip_skip: 0,
-        plain_prompts: false,
-        strength: None,
-        model: String::new(),
-    });
+    let base = match from_png {
+        Some(parameters) => parameters,
+        None => Parameters {
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            steps: recommended.steps,
+            // The model's sampler, unless --scheduler replaces it (below).
+            scheduler: match &flags.scheduler {
+                Some(name) => name.kind,
+                None => pipeline.default_scheduler().map_err(|e| format!("{e} (--scheduler)"))?,
+            },
+            sigmas: None,
+            guidance_scale: recommended.guidance_scale,
+            guidance_rescale: 0.0,
+            seed: 0,
+            width: default_width,
+            height: default_height,
+            rng: RngKind::Numpy,
+            clip_skip: 0,
+            plain_prompts: false,
+            strength: None,
+            model: String::new(),
+        },
+    };
     let (scheduler, sigmas) = match flags.scheduler {
         Some(name) => (name.kind, name.sigmas),
         None => (base.scheduler, base.sigmas),

@@ -2,7 +2,7 @@
 //! AUTOMATIC1111 writes them: tEXt when the text is Latin-1, iTXt (UTF-8) otherwise.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::path::Path;
 
 const KEY: &str = "parameters";
@@ -11,10 +11,9 @@ const KEY: &str = "parameters";
 /// one is complete.
 pub fn save(image: &sdrt::Image, path: &Path, parameters: &str) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| format!("writing {}: {e}", path.display());
-    let partial = path.with_extension("png.partial");
+    let mut encoded = Vec::new();
     {
-        let file = File::create(&partial).map_err(|e| fail(&e))?;
-        let mut encoder = png::Encoder::new(BufWriter::new(file), image.width(), image.height());
+        let mut encoder = png::Encoder::new(&mut encoded, image.width(), image.height());
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         let latin1 = parameters.chars().all(|c| (c as u32) < 256);
@@ -28,7 +27,7 @@ pub fn save(image: &sdrt::Image, path: &Path, parameters: &str) -> Result<(), St
         writer.write_image_data(image.pixels()).map_err(|e| fail(&e))?;
         writer.finish().map_err(|e| fail(&e))?;
     }
-    std::fs::rename(&partial, path).map_err(|e| fail(&e))
+    sdrt::files::write_replacing(path, &encoded).map_err(|e| e.to_string())
 }
 
 /// The `parameters` text of a PNG file, if it has one.
