@@ -392,28 +392,13 @@ fn load_graph(
             }
             GraphOrigin::Export { save_optimized } => save_optimized,
         };
-        let owned;
-        let bytes = if fuses_attention(component, options) {
-            let bytes = match source {
-                ModelSource::Memory(files) => {
-                    files.get(&relative).ok_or_else(|| Error::invalid_model(&path, "file not found"))?.as_ref().into()
-                }
-                _ => source.read(&relative)?,
-            };
-            owned = with_fused_attention(component, bytes, options, &path);
-            Some(&*owned)
-        } else {
-            match source {
-                ModelSource::Directory(_) => None,
-                ModelSource::Embedded => {
-                    owned = source.read(&relative)?;
-                    Some(&*owned)
-                }
-                ModelSource::Memory(files) => {
-                    Some(&**files.get(&relative).ok_or_else(|| Error::invalid_model(&path, "file not found"))?)
-                }
-            }
+        // A directory's graph is ONNX Runtime's to read, unless sdrt rewrites it first.
+        let graph = match source {
+            ModelSource::Directory(_) if !fuses_attention(component, options) => None,
+            _ => Some(source.graph_bytes(&relative)?.ok_or_else(|| Error::invalid_model(&path, "file not found"))?),
         };
+        let fused = graph.as_deref().map(|bytes| with_fused_attention(component, bytes.into(), options, &path));
+        let bytes = fused.as_deref();
         let folder = external_data_folder(source, &path);
         load(GraphData { bytes, folder, save_optimized, ..GraphData::default() }, warn)
     };
