@@ -106,3 +106,239 @@ fn a_768_px_model_defaults_to_768_px() {
     let pipeline = load(&tmp.0).unwrap();
     assert_eq!(pipeline.default_size(), (768, 768));
 }
+
+/// One corruption of the test model: what is done to a fresh copy, and what the load must
+/// say (the error's kind and words of its message).
+struct Corruption {
+    name: &'static str,
+    damage: fn(&std::path::Path),
+    unsupported: bool,
+    words: &'static [&'static str],
+}
+
+fn write(path: std::path::PathBuf, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn truncate(path: std::path::PathBuf, keep: fn(usize) -> usize) {
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..keep(bytes.len())]).unwrap();
+}
+
+const CORRUPTIONS: &[Corruption] = &[
+    Corruption {
+        name: "UNet cut in half",
+        damage: |m| truncate(m.join("unet/model.onnx"), |n| n / 2),
+        unsupported: false,
+        words: &["unet/model.onnx"],
+    },
+    Corruption {
+        name: "UNet of one byte",
+        damage: |m| truncate(m.join("unet/model.onnx"), |_| 1),
+        unsupported: false,
+        words: &["unet/model.onnx"],
+    },
+    Corruption {
+        name: "empty VAE decoder",
+        damage: |m| write(m.join("vae_decoder/model.onnx"), b""),
+        unsupported: false,
+        words: &["vae_decoder/model.onnx"],
+    },
+    Corruption {
+        name: "random text encoder",
+        damage: |m| {
+            write(
+                m.join("text_encoder/model.onnx"),
+                &(0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect::<Vec<_>>(),
+            )
+        },
+        unsupported: false,
+        words: &["text_encoder/model.onnx"],
+    },
+    Corruption {
+        name: "UNet renamed",
+        damage: |m| std::fs::rename(m.join("unet/model.onnx"), m.join("unet/unet.onnx")).unwrap(),
+        unsupported: false,
+        words: &["unet/model.onnx", "not found"],
+    },
+    Corruption {
+        name: "UNet where the text encoder belongs",
+        damage: |m| {
+            std::fs::copy(m.join("unet/model.onnx"), m.join("text_encoder/model.onnx")).unwrap();
+        },
+        unsupported: false,
+        words: &["text_encoder/model.onnx", "input_ids"],
+    },
+    Corruption {
+        name: "VAE decoder where the UNet belongs",
+        damage: |m| {
+            std::fs::copy(m.join("vae_decoder/model.onnx"), m.join("unet/model.onnx")).unwrap();
+        },
+        unsupported: false,
+        words: &["unet/model.onnx"],
+    },
+    Corruption {
+        name: "model_index.json a list",
+        damage: |m| write(m.join("model_index.json"), b"[]"),
+        unsupported: false,
+        words: &["model_index.json", "expected a JSON object"],
+    },
+    Corruption {
+        name: "model_index.json empty",
+        damage: |m| write(m.join("model_index.json"), b""),
+        unsupported: false,
+        words: &["model_index.json"],
+    },
+    Corruption {
+        name: "model_index.json a folder",
+        damage: |m| {
+            std::fs::remove_file(m.join("model_index.json")).unwrap();
+            std::fs::create_dir(m.join("model_index.json")).unwrap();
+        },
+        unsupported: false,
+        words: &["model_index.json"],
+    },
+    Corruption {
+        name: "pipeline class a number",
+        damage: |m| write(m.join("model_index.json"), br#"{"_class_name": 7}"#),
+        unsupported: true,
+        words: &[],
+    },
+    Corruption {
+        name: "scheduler betas as text",
+        damage: |m| edit_json(&m.join("scheduler/scheduler_config.json"), |c| c["beta_start"] = "small".into()),
+        unsupported: false,
+        words: &["scheduler_config.json"],
+    },
+    Corruption {
+        name: "vocabulary not JSON",
+        damage: |m| write(m.join("tokenizer/vocab.json"), b"\xff\xfe not json"),
+        unsupported: false,
+        words: &["vocab.json"],
+    },
+    Corruption {
+        name: "vocabulary a list",
+        damage: |m| write(m.join("tokenizer/vocab.json"), b"[1, 2, 3]"),
+        unsupported: false,
+        words: &["vocab.json"],
+    },
+    Corruption {
+        name: "merges not UTF-8",
+        damage: |m| write(m.join("tokenizer/merges.txt"), b"#version\n\xff\xfe a b\n"),
+        unsupported: false,
+        words: &["merges.txt", "UTF-8"],
+    },
+    Corruption {
+        name: "tokenizer folder missing",
+        damage: |m| std::fs::remove_dir_all(m.join("tokenizer")).unwrap(),
+        unsupported: false,
+        words: &["tokenizer"],
+    },
+    Corruption {
+        name: "model_max_length too short",
+        damage: |m| edit_json(&m.join("tokenizer/tokenizer_config.json"), |c| c["model_max_length"] = 2.into()),
+        unsupported: false,
+        words: &["tokenizer_config.json", "model_max_length"],
+    },
+    Corruption {
+        name: "special token not in the vocabulary",
+        damage: |m| edit_json(&m.join("tokenizer/tokenizer_config.json"), |c| c["unk_token"] = "<|nowhere|>".into()),
+        unsupported: false,
+        words: &["<|nowhere|>"],
+    },
+    Corruption {
+        name: "VAE decoder folder a file",
+        damage: |m| {
+            std::fs::remove_dir_all(m.join("vae_decoder")).unwrap();
+            write(m.join("vae_decoder"), b"not a folder");
+        },
+        unsupported: false,
+        words: &["vae_decoder"],
+    },
+    Corruption {
+        name: "external data at an absolute path",
+        damage: |m| {
+            let graph = std::fs::read(m.join("vae_decoder/model.onnx")).unwrap();
+            let dir = m.join("vae_decoder");
+            let outside = m.parent().unwrap().join("abs-weights.bin");
+            let moved = common::model_files::externalize_weights(&graph, outside.to_str().unwrap(), &dir);
+            write(dir.join("model.onnx"), &moved);
+        },
+        unsupported: false,
+        words: &["vae_decoder/model.onnx", "is not a file inside"],
+    },
+    Corruption {
+        name: "external data file missing",
+        damage: |m| {
+            let dir = m.join("vae_decoder");
+            let graph = std::fs::read(dir.join("model.onnx")).unwrap();
+            write(dir.join("model.onnx"), &common::model_files::externalize_weights(&graph, "weights.bin", &dir));
+            std::fs::remove_file(dir.join("weights.bin")).unwrap();
+        },
+        unsupported: false,
+        words: &["weights.bin", "missing"],
+    },
+];
+
+#[cfg(unix)]
+const UNIX_CORRUPTIONS: &[Corruption] = &[
+    Corruption {
+        name: "UNet a link to itself",
+        damage: |m| {
+            std::fs::remove_file(m.join("unet/model.onnx")).unwrap();
+            std::os::unix::fs::symlink(m.join("unet/model.onnx"), m.join("unet/model.onnx")).unwrap();
+        },
+        unsupported: false,
+        words: &["unet/model.onnx"],
+    },
+    Corruption {
+        name: "scheduler config a link to /dev/zero",
+        damage: |m| {
+            std::fs::remove_file(m.join("scheduler/scheduler_config.json")).unwrap();
+            std::os::unix::fs::symlink("/dev/zero", m.join("scheduler/scheduler_config.json")).unwrap();
+        },
+        unsupported: false,
+        words: &["scheduler_config.json", "not a regular file"],
+    },
+    Corruption {
+        name: "UNet a link to a folder",
+        damage: |m| {
+            std::fs::remove_file(m.join("unet/model.onnx")).unwrap();
+            std::os::unix::fs::symlink(m.join("tokenizer"), m.join("unet/model.onnx")).unwrap();
+        },
+        unsupported: false,
+        words: &["unet/model.onnx", "not a regular file"],
+    },
+];
+
+/// Every corruption fails the load with its kind of error and a message naming what is wrong;
+/// none panics, hangs or loads. (With the tests above: 30 bad models.)
+#[test]
+fn bad_model_suite() {
+    let mut cases: Vec<&Corruption> = CORRUPTIONS.iter().collect();
+    #[cfg(unix)]
+    cases.extend(UNIX_CORRUPTIONS);
+    assert!(cases.len() >= 20);
+    let mut failures = Vec::new();
+    for case in cases {
+        let tmp = TempDir::new("bad-model");
+        let model = tmp.0.join("model");
+        copy_dir(&tiny_model("diffusers"), &model);
+        (case.damage)(&model);
+        match load(&model) {
+            Ok(_) => failures.push(format!("{}: loaded", case.name)),
+            Err(error) => {
+                let text = error.to_string();
+                let kind_ok = if case.unsupported {
+                    matches!(error, Error::UnsupportedModel(_))
+                } else {
+                    matches!(error, Error::InvalidModel { .. } | Error::Io { .. })
+                };
+                if !kind_ok || !case.words.iter().all(|w| text.contains(w)) {
+                    failures.push(format!("{}: {error:?}", case.name));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

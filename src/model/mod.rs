@@ -148,6 +148,9 @@ impl ModelInfo {
     /// [`Error::InvalidModel`] for a missing component folder or a missing or malformed config.
     pub fn read(source: ModelSource) -> Result<Self> {
         let index = source.read_json("model_index.json")?;
+        if !index.is_object() {
+            return Err(Error::invalid_model(source.path_of("model_index.json"), "expected a JSON object"));
+        }
         let pipeline_class = index.get("_class_name").and_then(Value::as_str).unwrap_or_default().to_string();
         let (family, text_encoders) = check_supported(&source, &index, &pipeline_class)?;
         let sdxl_flag = |key: &str, default: bool| {
