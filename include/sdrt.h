@@ -201,8 +201,10 @@ typedef struct sdrt_generate_params {
    */
   uint32_t struct_size;
   /**
-   * Image size in pixels, multiples of 8; 0 takes the init image's size, else the model's
-   * native size.
+   * Image size in pixels, a multiple of what the model's VAE and UNet need (64 for SD
+   * 1.x/2.x, 32 for SDXL: 8 pixels per latent, halved at each of the UNet's downsamplers),
+   * at most 8192; another size is `SDRT_STATUS_INVALID_ARGUMENT` before any work. 0 takes
+   * the init image's size, else the model's native size.
    */
   uint32_t width;
   /**
@@ -210,7 +212,7 @@ typedef struct sdrt_generate_params {
    */
   uint32_t height;
   /**
-   * Denoising steps (default 25).
+   * Denoising steps (default 25), at most the model's training timesteps (1000 for SD).
    */
   uint32_t steps;
   /**
@@ -278,7 +280,8 @@ typedef struct sdrt_generate_params {
    */
   uint32_t reserved;
   /**
-   * UTF-8 prompt; NULL is the empty prompt.
+   * UTF-8 prompt, at most 64 KB; NULL is the empty prompt. Weights (`(word:1.3)`) must stay
+   * within float32's range.
    */
   const char *prompt;
   /**

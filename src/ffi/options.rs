@@ -151,12 +151,14 @@ pub struct sdrt_load_options {
 pub struct sdrt_generate_params {
     /// `sizeof(sdrt_generate_params)`, set by `sdrt_generate_params_init`.
     pub struct_size: u32,
-    /// Image size in pixels, multiples of 8; 0 takes the init image's size, else the model's
-    /// native size.
+    /// Image size in pixels, a multiple of what the model's VAE and UNet need (64 for SD
+    /// 1.x/2.x, 32 for SDXL: 8 pixels per latent, halved at each of the UNet's downsamplers),
+    /// at most 8192; another size is `SDRT_STATUS_INVALID_ARGUMENT` before any work. 0 takes
+    /// the init image's size, else the model's native size.
     pub width: u32,
     /// As `width`.
     pub height: u32,
-    /// Denoising steps (default 25).
+    /// Denoising steps (default 25), at most the model's training timesteps (1000 for SD).
     pub steps: u32,
     /// Seed of the generator `rng` names (numpy: 0 to 2^32-1). Image `i` of a batch uses
     /// `seed + i`.
@@ -194,7 +196,8 @@ pub struct sdrt_generate_params {
     pub preview_kind: sdrt_preview_kind,
     /// Must be 0 (room for a field of a later version without padding).
     pub reserved: u32,
-    /// UTF-8 prompt; NULL is the empty prompt.
+    /// UTF-8 prompt, at most 64 KB; NULL is the empty prompt. Weights (`(word:1.3)`) must stay
+    /// within float32's range.
     pub prompt: *const c_char,
     /// UTF-8 negative prompt; NULL is the empty prompt.
     pub negative_prompt: *const c_char,
