@@ -72,20 +72,62 @@ impl Image {
         crate::files::write_replacing(path, &self.encode_png()?)
     }
 
-    /// Reads a PNG (or any format the `image` crate knows) as RGB8.
+    /// Reads a PNG (or any format the `image` crate knows) as RGB8: a regular file of at most
+    /// [`MAX_IMAGE_FILE_BYTES`] whose header declares sides of at most [`MAX_IMAGE_SIDE`]
+    /// (checked before the pixels are decoded, so a small file that claims a huge image is
+    /// refused instead of filling memory).
     pub fn load(path: &Path) -> Result<Self> {
-        let decoded = image::open(path).map_err(|e| match e {
+        let bytes = crate::files::read_limited(path, MAX_IMAGE_FILE_BYTES)?
+            .ok_or_else(|| Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)))?;
+        let undecodable = |e: image::ImageError| match e {
             image::ImageError::IoError(io) => Error::io(path, io),
             other => Error::InvalidArgument(format!("{}: {other}", path.display())),
-        })?;
+        };
+        let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| Error::io(path, e))?;
+        let mut limits = image::Limits::default();
+        (limits.max_image_width, limits.max_image_height) = (Some(MAX_IMAGE_SIDE), Some(MAX_IMAGE_SIDE));
+        reader.limits(limits);
+        let decoded = reader.decode().map_err(undecodable)?;
         let rgb = decoded.to_rgb8();
         Image::from_rgb8(rgb.width(), rgb.height(), rgb.into_raw())
     }
 }
 
+/// Largest image side sdrt reads or takes from a caller.
+pub const MAX_IMAGE_SIDE: u32 = 16384;
+/// Largest image file read.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 256 << 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CRC-32 (PNG's), to forge chunk headers.
+    fn crc32(bytes: &[u8]) -> u32 {
+        !bytes.iter().fold(!0u32, |crc, &b| {
+            (0..8).fold(crc ^ u32::from(b), |c, _| if c & 1 == 1 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 })
+        })
+    }
+
+    #[test]
+    fn a_small_file_claiming_a_huge_image_is_refused_before_decoding() {
+        let dir = std::env::temp_dir().join(format!("sdrt-image-bomb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bomb.png");
+        Image::from_rgb8(1, 1, vec![1, 2, 3]).unwrap().save_png(&path).unwrap();
+        let mut png = std::fs::read(&path).unwrap();
+        // IHDR's data starts at 16: width and height, then its CRC over type and data at 29.
+        // 20000x1: little enough memory that only the side limit refuses it.
+        png[16..20].copy_from_slice(&20_000u32.to_be_bytes());
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        std::fs::write(&path, &png).unwrap();
+        let error = Image::load(&path).unwrap_err();
+        assert!(matches!(&error, Error::InvalidArgument(m) if m.contains("exceeds limit")), "{error:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn float_conversion_rounds_and_clamps_like_diffusers() {

@@ -180,7 +180,7 @@ pub(crate) unsafe fn write_images(out: *mut *mut sdrt_image, images: Vec<Image>)
 }
 
 /// Largest image side `sdrt_image_from_pixels` takes.
-const MAX_SIDE: u32 = 16384;
+const MAX_SIDE: u32 = crate::image::MAX_IMAGE_SIDE;
 
 /// Reads a PNG (or JPEG, ...) file at `path` (UTF-8) as RGB. On success `*out` receives an
 /// image the caller frees with `sdrt_image_free`. Statuses: `SDRT_STATUS_OK`,
