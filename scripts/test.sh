@@ -64,5 +64,8 @@ scripts/test_install.sh
 step "C# binding on Mono"
 scripts/test_csharp.sh
 
+step "fuzzing, briefly (scripts/fuzz.sh; longer runs by hand)"
+scripts/fuzz.sh "${SDRT_FUZZ_SECONDS:-5}"
+
 step "Python binding"
 SDRT_LIBRARY=$PWD/target/release/libsdrt.so python3 tests/python/test_binding.py tests/fixtures/tiny-sd15/diffusers

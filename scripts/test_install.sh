@@ -44,7 +44,9 @@ for program in "${programs[@]}"; do
 done
 # The shared builds use the installed library, not the one in target/.
 for program in "$work/cmake/txt2img" "$work/pkg-config-sdrt"; do
-  env -u LD_LIBRARY_PATH ldd "$program" | grep -q "libsdrt.so.* => $prefix/lib/" ||
+  # Captured first: `ldd | grep -q` fails under pipefail whenever grep quits before ldd is done.
+  libraries=$(env -u LD_LIBRARY_PATH ldd "$program")
+  grep -q "libsdrt.so.* => $prefix/lib/" <<<"$libraries" ||
     { echo "$program does not load libsdrt from $prefix/lib" >&2; exit 1; }
 done
 first=$(md5sum <"${programs[0]}.png")
@@ -52,7 +54,8 @@ for program in "${programs[@]}"; do
   [[ $(md5sum <"$program.png") == "$first" ]] || { echo "$program drew a different image" >&2; exit 1; }
 done
 # The sdrt command runs from the prefix too, with no environment variable.
-env -u ORT_DYLIB_PATH -u LD_LIBRARY_PATH "$prefix/bin/sdrt" info "$model" | grep -q "providers:  CPU yes"
+info=$(env -u ORT_DYLIB_PATH -u LD_LIBRARY_PATH "$prefix/bin/sdrt" info "$model")
+grep -q "providers:  CPU yes" <<<"$info"
 
 # The C++ example draws the C sample's image for the same core flags.
 flags=(--model "$model" --prompt "a cat, (blue:1.2) sky" --negative-prompt "blur" --steps 3 --guidance 6

@@ -79,13 +79,18 @@ impl Image {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = crate::files::read_limited(path, MAX_IMAGE_FILE_BYTES)?
             .ok_or_else(|| Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)))?;
+        Self::decode(&bytes, path)
+    }
+
+    /// Decodes an image file's bytes (as [`Image::load`]); `name` names it in errors.
+    pub fn decode(bytes: &[u8], name: &Path) -> Result<Self> {
         let undecodable = |e: image::ImageError| match e {
-            image::ImageError::IoError(io) => Error::io(path, io),
-            other => Error::InvalidArgument(format!("{}: {other}", path.display())),
+            image::ImageError::IoError(io) => Error::io(name, io),
+            other => Error::InvalidArgument(format!("{}: {other}", name.display())),
         };
         let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
-            .map_err(|e| Error::io(path, e))?;
+            .map_err(|e| Error::io(name, e))?;
         let mut limits = image::Limits::default();
         (limits.max_image_width, limits.max_image_height) = (Some(MAX_IMAGE_SIDE), Some(MAX_IMAGE_SIDE));
         reader.limits(limits);

@@ -10,6 +10,8 @@ pub mod embeddings;
 pub mod error;
 pub mod ffi;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guidance;
 pub mod image;
 pub mod log;
