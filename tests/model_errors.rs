@@ -312,7 +312,7 @@ const UNIX_CORRUPTIONS: &[Corruption] = &[
 ];
 
 /// Every corruption fails the load with its kind of error and a message naming what is wrong;
-/// none panics, hangs or loads. (With the tests above: 30 bad models.)
+/// none panics, hangs or loads. (With the tests above: 33 bad models.)
 #[test]
 fn bad_model_suite() {
     let mut cases: Vec<&Corruption> = CORRUPTIONS.iter().collect();
