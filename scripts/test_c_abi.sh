@@ -3,7 +3,8 @@
 # against include/sdrt.h with every warning as an error, then runs them under valgrind
 # memcheck (zero errors, no definite leaks); the job test also runs natively, for its timings.
 # The C++ wrapper's tests (with exceptions, and with -fno-exceptions) run under AddressSanitizer
-# and UBSan instead, which check the header-only wrapper in a fraction of valgrind's time.
+# and UBSan instead, which check the header-only wrapper in a fraction of valgrind's time; the C
+# tests run under both.
 # Expects `cargo build --release` to have run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,11 @@ g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Wpadded -Iinclude tests/c/header
 cxxflags=(-std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -Ibindings/cpp -Itests/c -g
   -fsanitize=address,undefined -fno-sanitize-recover=all)
 g++ "${cxxflags[@]}" tests/cpp/binding_test.cpp -o "$build/binding_test" "${link[@]}"
+# The C tests under gcc's AddressSanitizer and UBSan too (valgrind below sees the library's side).
+for test in abi_test job_test; do
+  gcc "${cflags[@]}" -g -fsanitize=address,undefined -fno-sanitize-recover=all "tests/c/$test.c" \
+    -o "$build/${test}_asan" "${link[@]}"
+done
 g++ "${cxxflags[@]}" -fno-exceptions tests/cpp/noexcept_test.cpp -o "$build/noexcept_test" "${link[@]}"
 
 # --fair-sched: valgrind runs one thread at a time, and by default a thread returning from a
@@ -43,6 +49,7 @@ memcheck=(valgrind --fair-sched=yes --quiet --error-exitcode=99 --leak-check=ful
 "$build/noexcept_test" "$model"
 # Natively: it measures poll times and counts threads.
 (cd "$build" && ./job_test "../../$model")
+(cd "$build" && ./job_test_asan "../../$model" >/dev/null && ./abi_test_asan "../../$model")
 (cd "$build" && SDRT_TEST_MEMCHECK=1 "${memcheck[@]}" ./job_test "../../$model" >/dev/null)
 (cd "$build" && "${memcheck[@]}" ./abi_test "../../$model")
 "${memcheck[@]}" "$build/txt2img" --model "$model" --prompt "a red circle on a blue background" \
