@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of everything sdrt parses from untrusted bytes (fuzz/targets): ONNX
-# graphs, tokenizer files, prompts, .safetensors LoRAs and embeddings, images and scheduler
-# configs. libFuzzer through libfuzzer-sys on the stable toolchain (cargo-fuzz needs nightly):
+# graphs, tokenizer files, prompts, .safetensors LoRAs and embeddings, images, scheduler
+# configs and the model's other configs. libFuzzer through libfuzzer-sys on the stable toolchain (cargo-fuzz needs nightly):
 # the instrumentation flags below are what cargo-fuzz passes, and `--target` keeps them off
 # build scripts. Seeds come from the test fixtures; the corpus grows under target/fuzz/.
 #
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(onnx_graph tokenizer_files prompt safetensors image scheduler_config)
+((${#targets[@]})) || targets=(onnx_graph tokenizer_files prompt safetensors image scheduler_config model_configs)
 
 host=$(rustc -vV | sed -n 's/^host: //p')
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
@@ -34,13 +34,20 @@ rm -rf target/fuzz/seeds
 seed onnx_graph "$fixtures"/tiny-sd15/diffusers/vae_encoder/model.onnx
 seed safetensors "$fixtures"/lora/*.safetensors "$fixtures"/embeddings/*.safetensors
 seed image "$fixtures"/images/*.png
-mkdir -p target/fuzz/seeds/{tokenizer_files,prompt,scheduler_config}
+mkdir -p target/fuzz/seeds/{tokenizer_files,prompt,scheduler_config,model_configs}
 printf '%s\0%s\0%s\0%s' '{"a": 0, "b": 1, "ab</w>": 2, "<|startoftext|>": 3, "<|endoftext|>": 4}' \
   $'#version: 0.2\na b</w>' '{"model_max_length": 77}' 'ab (ab:1.2) [a]' >target/fuzz/seeds/tokenizer_files/toy
 printf '%s' 'a (red:1.3) circle, [blue] background BREAK \(escaped\) ((nested)) [[less]] (word:0.5)' \
   >target/fuzz/seeds/prompt/a1111
 { printf '\x19'; cat "$fixtures"/tiny-sd15/diffusers/scheduler/scheduler_config.json; } \
   >target/fuzz/seeds/scheduler_config/pndm
+for layout in diffusers optimum; do
+  model=$fixtures/tiny-sd15/$layout
+  for config in model_index.json scheduler/scheduler_config.json unet/config.json vae_decoder/config.json; do
+    cat "$model/$config" 2>/dev/null || true
+    printf '\0'
+  done >target/fuzz/seeds/model_configs/$layout
+done
 
 mkdir -p target/fuzz/artifacts
 for target in "${targets[@]}"; do
