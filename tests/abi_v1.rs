@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::c_api::{last_error, load_with, Loaded};
+use common::c_api::{default_load_options, default_params, last_error, load_with, Loaded};
 use common::{ort_library, tiny_model};
 use sdrt::ffi::*;
 
@@ -19,12 +19,7 @@ fn load() -> Loaded {
 }
 
 fn params(steps: u32) -> sdrt_generate_params {
-    let mut params = std::mem::MaybeUninit::uninit();
-    // What the header's sdrt_generate_params_init(p) macro expands to.
-    let status =
-        unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), std::mem::size_of::<sdrt_generate_params>()) };
-    assert_eq!(status, SDRT_STATUS_OK);
-    let mut params = unsafe { params.assume_init() };
+    let mut params = default_params();
     (params.width, params.height, params.steps, params.scheduler) = (64, 64, steps, SDRT_SCHEDULER_EULER);
     params
 }
@@ -339,26 +334,11 @@ fn pixels_copied_the_way_engines_take_them() {
 #[test]
 fn loading_from_memory_gives_the_directory_s_pixels() {
     fn files_of(root: &std::path::Path) -> Vec<(CString, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    let relative = path.strip_prefix(root).unwrap().to_str().unwrap().to_string();
-                    out.push((CString::new(relative).unwrap(), std::fs::read(&path).unwrap()));
-                }
-            }
-        }
-        out
+        let files = common::files_under(root).into_iter();
+        files.map(|(relative, path)| (CString::new(relative).unwrap(), std::fs::read(path).unwrap())).collect()
     }
     let ort = CString::new(ort_library().to_str().unwrap()).unwrap();
-    let mut options = std::mem::MaybeUninit::uninit();
-    // What the header's sdrt_load_options_init(o) macro expands to.
-    unsafe { sdrt_load_options_init_sized(options.as_mut_ptr(), std::mem::size_of::<sdrt_load_options>()) };
-    let mut options = unsafe { options.assume_init() };
+    let mut options = default_load_options();
     (options.ort_library_path, options.intra_op_threads) = (ort.as_ptr(), 1);
     let gray = vec![100u8; 64 * 64 * 3];
     let mut init = ptr::null_mut();

@@ -4,14 +4,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
-use common::{load_options, max_abs_diff, tiny_model};
-use sdrt::log::{set_sink, Level, Sink};
+use common::{load_options, max_abs_diff, tiny_model, CapturedLog};
+use sdrt::log::Level;
 use sdrt::{GenerateParams, Pipeline, RuntimeOptions};
 
-fn image(level: u8, log: &Arc<Mutex<Vec<String>>>) -> Vec<f32> {
-    log.lock().unwrap().clear();
+fn image(level: u8) -> Vec<f32> {
     let base = load_options();
     let options = sdrt::LoadOptions {
         runtime: RuntimeOptions { graph_optimization_level: level, ..base.runtime.clone() },
@@ -35,15 +32,12 @@ fn image(level: u8, log: &Arc<Mutex<Vec<String>>>) -> Vec<f32> {
 
 #[test]
 fn fused_attention_gives_the_exported_graphs_image() {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink_log = log.clone();
-    let sink: Sink = Arc::new(move |_, message| sink_log.lock().unwrap().push(message.to_string()));
-    set_sink(Some(sink), Level::Info).unwrap();
+    let log = CapturedLog::start(Level::Info);
 
-    let exported = image(2, &log);
-    assert!(!log.lock().unwrap().iter().any(|m| m.contains("attention blocks fused")), "level 2 fuses nothing");
-    let fused = image(3, &log);
-    let messages = log.lock().unwrap().join("\n");
+    let exported = image(2);
+    assert!(!log.take().contains("attention blocks fused"), "level 2 fuses nothing");
+    let fused = image(3);
+    let messages = log.take();
     for graph in
         ["unet/model.onnx: 8 attention", "vae_decoder/model.onnx: 1 attention", "vae_encoder/model.onnx: 1 attention"]
     {
@@ -51,5 +45,4 @@ fn fused_attention_gives_the_exported_graphs_image() {
     }
     let difference = max_abs_diff(&exported, &fused);
     assert!(difference < 2e-4, "fused attention changed the image by {difference}");
-    set_sink(None, Level::Warning).unwrap();
 }

@@ -7,7 +7,7 @@ use std::ffi::{c_void, CString};
 use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::c_api::{last_error, load_with, Loaded};
+use common::c_api::{default_params, last_error, load_with, Loaded};
 use common::{copy_dir, tiny_model, TempDir};
 use sdrt::ffi::*;
 
@@ -16,12 +16,7 @@ fn load(dir: &std::path::Path) -> Result<Loaded, (sdrt_status, String)> {
 }
 
 fn params() -> sdrt_generate_params {
-    let mut params = std::mem::MaybeUninit::uninit();
-    // What the header's sdrt_generate_params_init(p) macro expands to.
-    let status =
-        unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), std::mem::size_of::<sdrt_generate_params>()) };
-    assert_eq!(status, SDRT_STATUS_OK);
-    let mut params = unsafe { params.assume_init() };
+    let mut params = default_params();
     params.width = 64;
     params.height = 64;
     params

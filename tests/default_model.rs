@@ -27,10 +27,7 @@ impl Drop for Model {
 
 fn load_default_model() -> Model {
     let ort = CString::new(ort_library().to_str().unwrap()).unwrap();
-    let mut options = std::mem::MaybeUninit::uninit();
-    // What the header's sdrt_load_options_init(o) macro expands to.
-    unsafe { sdrt_load_options_init_sized(options.as_mut_ptr(), std::mem::size_of::<sdrt_load_options>()) };
-    let mut options = unsafe { options.assume_init() };
+    let mut options = common::c_api::default_load_options();
     options.ort_library_path = ort.as_ptr();
     let mut pipeline = ptr::null_mut();
     // A NULL directory is the model compiled into the library.
@@ -42,12 +39,7 @@ fn load_default_model() -> Model {
 /// Generates caption `index` of the grid at the default settings, seed = index; returns RGB8.
 fn generate(model: &Model, scene: &Scene, index: usize) -> Vec<u8> {
     let prompt = CString::new(scene.caption()).unwrap();
-    let mut params = std::mem::MaybeUninit::uninit();
-    // What the header's sdrt_generate_params_init(p) macro expands to.
-    let status =
-        unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), std::mem::size_of::<sdrt_generate_params>()) };
-    assert_eq!(status, SDRT_STATUS_OK);
-    let mut params = unsafe { params.assume_init() };
+    let mut params = common::c_api::default_params();
     params.prompt = prompt.as_ptr();
     params.seed = index as u64;
     let mut image = ptr::null_mut();

@@ -10,17 +10,13 @@ use std::ptr;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::c_api::{last_error, load_with, Loaded};
+use common::c_api::{default_params, last_error, load_with, Loaded};
 use common::{copy_dir, edit_json, load_options, tiny_model, TempDir};
 use sdrt::ffi::*;
 use sdrt::{Error, GenerateParams, LoadOptions, Pipeline, RuntimeOptions, SchedulerKind};
 
 fn params() -> sdrt_generate_params {
-    let mut params = std::mem::MaybeUninit::uninit();
-    let status =
-        unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), std::mem::size_of::<sdrt_generate_params>()) };
-    assert_eq!(status, SDRT_STATUS_OK);
-    let mut params = unsafe { params.assume_init() };
+    let mut params = default_params();
     (params.width, params.height, params.steps) = (64, 64, 2);
     params
 }
@@ -225,7 +221,7 @@ fn external_data_outside_the_model_folder_is_refused_by_sdrt() {
 
     // A model in memory has no folder: its graphs may not point at files at all.
     let mut files = Vec::new();
-    for (relative, path) in walk(&model) {
+    for (relative, path) in common::files_under(&model) {
         files.push((relative, std::sync::Arc::from(std::fs::read(path).unwrap())));
     }
     let memory = sdrt::model::MemoryFiles::new(files).unwrap();
@@ -233,22 +229,6 @@ fn external_data_outside_the_model_folder_is_refused_by_sdrt() {
         Err(e @ Error::InvalidModel { .. }) => assert!(e.to_string().contains("from memory"), "{e}"),
         other => panic!("a memory model with external data: {:?}", other.err()),
     }
-}
-
-fn walk(root: &Path) -> Vec<(String, std::path::PathBuf)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push((path.strip_prefix(root).unwrap().to_str().unwrap().replace('\\', "/"), path));
-            }
-        }
-    }
-    out
 }
 
 /// A progress callback that calls back into its own pipeline gets a status, never a deadlock.

@@ -206,18 +206,12 @@ fn files_that_do_not_fit_are_refused_with_the_reason() {
     ]);
     let path = dir.0.join("partial.safetensors");
     std::fs::write(&path, partial).unwrap();
-    let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = warnings.clone();
-    sdrt::log::set_sink(
-        Some(std::sync::Arc::new(move |_, message: &str| sink.lock().unwrap().push(message.to_string()))),
-        sdrt::log::Level::Warning,
-    )
-    .unwrap();
+    let log = common::CapturedLog::start(sdrt::log::Level::Warning);
     let set = LoraSet::new(vec![(Lora::load(&path).unwrap(), 1.0)]).unwrap();
     let merged = image(&mut pipeline, &GenerateParams { loras: set, ..params(&doc, &base_case) }).unwrap();
-    sdrt::log::set_sink(None, sdrt::log::Level::Warning).unwrap();
+    let warnings = log.take();
+    drop(log);
     assert!(max_abs_diff(&merged, &floats(&base_case["image"])) > 1e-3, "the matching module was applied");
-    let warnings = warnings.lock().unwrap().join("\n");
     assert!(warnings.contains("1 of its keys match no weight") && warnings.contains("no_such_block"), "{warnings}");
 
     // An SDXL LoRA (second text encoder, wider cross-attention) on SD 1.x.
@@ -265,12 +259,7 @@ fn the_c_abi_takes_lora_handles_and_tags() {
 
     let prompt = CString::new(doc["prompt"].as_str().unwrap()).unwrap();
     let negative = CString::new(doc["negative_prompt"].as_str().unwrap()).unwrap();
-    let mut params = std::mem::MaybeUninit::uninit();
-    // What the header's sdrt_generate_params_init(p) macro expands to.
-    let status =
-        unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), std::mem::size_of::<sdrt_generate_params>()) };
-    assert_eq!(status, SDRT_STATUS_OK);
-    let mut params = unsafe { params.assume_init() };
+    let mut params = common::c_api::default_params();
     params.prompt = prompt.as_ptr();
     params.negative_prompt = negative.as_ptr();
     (params.width, params.height, params.steps, params.seed) = (64, 64, 5, case["seed"].as_u64().unwrap());
@@ -461,12 +450,7 @@ fn the_c_abi_takes_embedding_handles() {
 
     let prompt = CString::new(case["prompt"].as_str().unwrap()).unwrap();
     let negative = CString::new(doc["negative_prompt"].as_str().unwrap()).unwrap();
-    let mut params = std::mem::MaybeUninit::uninit();
-    // What the header's sdrt_generate_params_init(p) macro expands to.
-    let status =
-        unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), std::mem::size_of::<sdrt_generate_params>()) };
-    assert_eq!(status, SDRT_STATUS_OK);
-    let mut params = unsafe { params.assume_init() };
+    let mut params = common::c_api::default_params();
     params.prompt = prompt.as_ptr();
     params.negative_prompt = negative.as_ptr();
     (params.width, params.height, params.steps, params.seed) = (64, 64, 5, case["seed"].as_u64().unwrap());

@@ -5,10 +5,9 @@
 mod common;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
-use common::{copy_dir, load_options, tiny_model, TempDir};
-use sdrt::log::{set_sink, Level, Sink};
+use common::{copy_dir, load_options, tiny_model, CapturedLog, TempDir};
+use sdrt::log::Level;
 use sdrt::{GenerateParams, LoadOptions, Pipeline};
 
 struct Run {
@@ -16,8 +15,8 @@ struct Run {
     log: String,
 }
 
-fn run(model: &Path, cache: Option<&Path>, log: &Arc<Mutex<Vec<String>>>) -> Run {
-    log.lock().unwrap().clear();
+fn run(model: &Path, cache: Option<&Path>, log: &CapturedLog) -> Run {
+    log.take();
     let options = LoadOptions { optimized_model_cache: cache.map(Path::to_path_buf), ..load_options() };
     let mut pipeline = Pipeline::load_dir(model, &options).unwrap();
     let params = GenerateParams {
@@ -29,7 +28,7 @@ fn run(model: &Path, cache: Option<&Path>, log: &Arc<Mutex<Vec<String>>>) -> Run
         ..GenerateParams::default()
     };
     let image = pipeline.generate(&params, &mut |_| true).unwrap().pixels().to_vec();
-    Run { image, log: log.lock().unwrap().join("\n") }
+    Run { image, log: log.take() }
 }
 
 fn cached_graphs(log: &str) -> usize {
@@ -38,10 +37,7 @@ fn cached_graphs(log: &str) -> usize {
 
 #[test]
 fn a_cached_model_loads_from_its_optimised_copy_and_draws_the_same_image() {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink_log = log.clone();
-    let sink: Sink = Arc::new(move |_, message| sink_log.lock().unwrap().push(message.to_string()));
-    set_sink(Some(sink), Level::Info).unwrap();
+    let log = CapturedLog::start(Level::Info);
 
     let scratch = TempDir::new("model-cache");
     let model = scratch.0.join("model");
@@ -88,5 +84,4 @@ fn a_cached_model_loads_from_its_optimised_copy_and_draws_the_same_image() {
     let unwritable = run(&model, Some(&blocked), &log);
     assert!(unwritable.log.contains("not cached"), "{}", unwritable.log);
     assert_eq!(unwritable.image, uncached.image);
-    set_sink(None, Level::Warning).unwrap();
 }

@@ -7,7 +7,7 @@ mod common;
 use std::ffi::CString;
 use std::ptr;
 
-use common::c_api::{last_error, load_with};
+use common::c_api::{default_params, last_error, load_with};
 use common::tiny_model;
 use sdrt::ffi::*;
 
@@ -24,10 +24,7 @@ fn resident_mb() -> f64 {
 
 fn cycle(prompt: &CString) {
     let pipeline = load_with(&tiny_model("diffusers"), |_| {}).unwrap_or_else(|s| panic!("{s}: {}", last_error()));
-    let mut params = std::mem::MaybeUninit::uninit();
-    let size = std::mem::size_of::<sdrt_generate_params>();
-    assert_eq!(unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), size) }, SDRT_STATUS_OK);
-    let mut params = unsafe { params.assume_init() };
+    let mut params = default_params();
     (params.width, params.height, params.steps, params.prompt) = (64, 64, 1, prompt.as_ptr());
     let mut image = ptr::null_mut();
     assert_eq!(unsafe { sdrt_pipeline_generate(pipeline.ptr(), &params, &mut image) }, SDRT_STATUS_OK);

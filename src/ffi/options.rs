@@ -361,8 +361,7 @@ unsafe fn init_sized<T: Versioned>(ptr: *mut T, size: usize, name: &'static str)
     }
     if !(T::V1_SIZE..=MAX_STRUCT_SIZE).contains(&size) {
         return Err(Error::InvalidArgument(format!(
-            "size {size} is no {} of ABI 1 ({} to {MAX_STRUCT_SIZE} bytes)",
-            std::any::type_name::<T>().rsplit("::").next().unwrap_or("struct"),
+            "size {size} is not the size of any version of `{name}`'s struct ({} to {MAX_STRUCT_SIZE} bytes)",
             T::V1_SIZE
         ))
         .into());

@@ -23,6 +23,15 @@ static void test_status_strings(void) {
     CHECK(strcmp(sdrt_status_str(12345), "unknown status") == 0);
 }
 
+/* Whether bytes [from, to) all hold `value`. */
+static int bytes_are(const unsigned char *bytes, size_t from, size_t to, unsigned char value) {
+    size_t i;
+    for (i = from; i < to; i++) {
+        if (bytes[i] != value) return 0;
+    }
+    return 1;
+}
+
 /* Only bytes the caller's struct has are written: a program built against 0.1 (160 bytes)
  * or 0.2 (208 bytes, the unsized function) keeps what follows its struct. */
 static void test_params_init_stays_in_bounds(void) {
@@ -30,26 +39,19 @@ static void test_params_init_stays_in_bounds(void) {
         sdrt_generate_params params;
         unsigned char bytes[sizeof(sdrt_generate_params) + 32];
     } block;
-    size_t i;
     memset(&block, 0xAB, sizeof block);
     CHECK(sdrt_generate_params_init_sized(&block.params, 160) == SDRT_STATUS_OK);
     CHECK(block.params.struct_size == 160 && block.params.steps == 25);
-    for (i = 160; i < sizeof block.bytes; i++) {
-        CHECK(block.bytes[i] == 0xAB);
-    }
+    CHECK(bytes_are(block.bytes, 160, sizeof block.bytes, 0xAB));
     memset(&block, 0xAB, sizeof block);
     (sdrt_generate_params_init)(&block.params); /* the 0.2 function, not the header's macro */
     CHECK(block.params.struct_size == 208 && block.params.embedding_count == 0);
-    for (i = 208; i < sizeof block.bytes; i++) {
-        CHECK(block.bytes[i] == 0xAB);
-    }
+    CHECK(bytes_are(block.bytes, 208, sizeof block.bytes, 0xAB));
     /* A newer header's larger struct: fields this library lacks are zeroed (unused). */
     memset(&block, 0xAB, sizeof block);
     CHECK(sdrt_generate_params_init_sized(&block.params, sizeof block.bytes) == SDRT_STATUS_OK);
     CHECK(block.params.struct_size == sizeof block.bytes);
-    for (i = sizeof(sdrt_generate_params); i < sizeof block.bytes; i++) {
-        CHECK(block.bytes[i] == 0);
-    }
+    CHECK(bytes_are(block.bytes, sizeof(sdrt_generate_params), sizeof block.bytes, 0));
     memset(&block, 0xAB, sizeof block);
     CHECK(sdrt_generate_params_init_sized(&block.params, 159) == SDRT_STATUS_INVALID_ARGUMENT);
     CHECK(block.bytes[0] == 0xAB);
@@ -65,20 +67,15 @@ static void test_load_options_init_stays_in_bounds(void) {
         sdrt_load_options options;
         unsigned char bytes[sizeof(sdrt_load_options) + 32];
     } block;
-    size_t i;
     memset(&block, 0xAB, sizeof block);
     (sdrt_load_options_init)(&block.options); /* the 0.3 function, not the header's macro */
     CHECK(block.options.struct_size == 64 && block.options.graph_optimization_level == 3);
     CHECK(block.options.log_user_data == NULL);
-    for (i = 64; i < sizeof block.bytes; i++) {
-        CHECK(block.bytes[i] == 0xAB);
-    }
+    CHECK(bytes_are(block.bytes, 64, sizeof block.bytes, 0xAB));
     memset(&block, 0xAB, sizeof block);
     CHECK(sdrt_load_options_init_sized(&block.options, sizeof block.bytes) == SDRT_STATUS_OK);
     CHECK(block.options.struct_size == sizeof block.bytes && block.options.optimized_model_cache == NULL);
-    for (i = sizeof(sdrt_load_options); i < sizeof block.bytes; i++) {
-        CHECK(block.bytes[i] == 0);
-    }
+    CHECK(bytes_are(block.bytes, sizeof(sdrt_load_options), sizeof block.bytes, 0));
     memset(&block, 0xAB, sizeof block);
     CHECK(sdrt_load_options_init_sized(&block.options, 63) == SDRT_STATUS_INVALID_ARGUMENT);
     CHECK(block.bytes[0] == 0xAB);

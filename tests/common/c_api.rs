@@ -14,6 +14,24 @@ pub fn last_error() -> String {
     String::from_utf8_lossy(&buffer[..needed - 1]).into_owned()
 }
 
+/// `sdrt_generate_params` with the library's defaults, written as the header's
+/// `sdrt_generate_params_init(p)` macro writes them (the sized initialiser).
+pub fn default_params() -> sdrt_generate_params {
+    let mut params = std::mem::MaybeUninit::uninit();
+    let size = std::mem::size_of::<sdrt_generate_params>();
+    assert_eq!(unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), size) }, SDRT_STATUS_OK);
+    unsafe { params.assume_init() }
+}
+
+/// `sdrt_load_options` with the library's defaults, as the header's `sdrt_load_options_init(o)`
+/// macro writes them.
+pub fn default_load_options() -> sdrt_load_options {
+    let mut options = std::mem::MaybeUninit::uninit();
+    let size = std::mem::size_of::<sdrt_load_options>();
+    assert_eq!(unsafe { sdrt_load_options_init_sized(options.as_mut_ptr(), size) }, SDRT_STATUS_OK);
+    unsafe { options.assume_init() }
+}
+
 /// A pipeline from `sdrt_pipeline_load`, freed when dropped.
 pub struct Loaded(pub *mut sdrt_pipeline);
 unsafe impl Send for Loaded {}
@@ -36,10 +54,7 @@ impl Drop for Loaded {
 pub fn load_with(dir: &Path, edit: impl FnOnce(&mut sdrt_load_options)) -> Result<Loaded, sdrt_status> {
     let dir = CString::new(dir.to_str().unwrap()).unwrap();
     let ort = CString::new(super::ort_library().to_str().unwrap()).unwrap();
-    let mut options = std::mem::MaybeUninit::uninit();
-    // What the header's sdrt_load_options_init(o) macro expands to.
-    unsafe { sdrt_load_options_init_sized(options.as_mut_ptr(), std::mem::size_of::<sdrt_load_options>()) };
-    let mut options = unsafe { options.assume_init() };
+    let mut options = default_load_options();
     options.ort_library_path = ort.as_ptr();
     options.intra_op_threads = 1;
     edit(&mut options);

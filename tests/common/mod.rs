@@ -141,6 +141,51 @@ impl Drop for TempDir {
     }
 }
 
+/// The process-wide log's messages from `level` up, collected from `start` until dropped
+/// (then the log goes back to its default). One per test process: the log is process-wide.
+pub struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl CapturedLog {
+    pub fn start(level: sdrt::log::Level) -> Self {
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        sdrt::log::set_sink(
+            Some(std::sync::Arc::new(move |_, message: &str| sink.lock().unwrap().push(message.to_string()))),
+            level,
+        )
+        .unwrap();
+        CapturedLog(messages)
+    }
+
+    /// The messages so far, a line each, and forgets them.
+    pub fn take(&self) -> String {
+        std::mem::take(&mut *self.0.lock().unwrap()).join("\n")
+    }
+}
+
+impl Drop for CapturedLog {
+    fn drop(&mut self) {
+        let _ = sdrt::log::set_sink(None, sdrt::log::Level::Warning);
+    }
+}
+
+/// Every file under `root`: its path relative to `root` with `/` separators, and its path.
+pub fn files_under(root: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.strip_prefix(root).unwrap().to_str().unwrap().replace('\\', "/"), path));
+            }
+        }
+    }
+    out
+}
+
 /// Copies a model directory so a test can damage the copy.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
