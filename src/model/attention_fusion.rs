@@ -112,8 +112,8 @@ impl Graph {
 
     /// Follows Cast nodes back from `tensor`.
     fn through_casts<'a>(&'a self, mut tensor: &'a str) -> &'a str {
-        while let Some((_, cast)) = self.made_by(tensor, "Cast") {
-            tensor = &cast.inputs[0];
+        while let Some(input) = self.made_by(tensor, "Cast").and_then(|(_, cast)| cast.input(0)) {
+            tensor = input;
         }
         tensor
     }
@@ -124,15 +124,18 @@ impl Graph {
         if transpose.attribute("perm")?.ints != perm {
             return None;
         }
-        let (reshape_index, reshape) = self.made_by(&transpose.inputs[0], "Reshape")?;
-        self.only_reader(&transpose.inputs[0], "Transpose")?;
-        let (_, shape) = self.made_by(reshape.inputs.get(1)?, "Concat")?;
+        let (reshape_index, reshape) = self.made_by(transpose.input(0)?, "Reshape")?;
+        self.only_reader(transpose.input(0)?, "Transpose")?;
+        let (_, shape) = self.made_by(reshape.input(1)?, "Concat")?;
         let heads = match shape.inputs.as_slice() {
             [_, rest, heads, _] if self.scalar(rest) == Some(-1.0) => self.scalar(heads)?,
             _ => return None,
         };
         nodes.extend([transpose_index, reshape_index]);
-        (heads >= 1.0 && heads.fract() == 0.0).then(|| (reshape.inputs[0].clone(), heads as i64))
+        if !(heads >= 1.0 && heads.fract() == 0.0) {
+            return None;
+        }
+        Some((reshape.input(0)?.to_string(), heads as i64))
     }
 
     /// `Mul(x, s)` feeding the scores' MatMul: x and s.
@@ -140,28 +143,31 @@ impl Graph {
         let (index, mul) = self.made_by(tensor, "Mul")?;
         self.only_reader(tensor, "MatMul")?;
         nodes.push(index);
-        Some((&mul.inputs[0], &mul.inputs[1]))
+        Some((mul.input(0)?, mul.input(1)?))
     }
 
     /// Whether `q_factor` and `k_factor` are both `sqrt(1 / sqrt(last dimension of query))`,
     /// as PyTorch's export computes SDPA's default scale from the query's shape.
     fn is_default_scale(&self, q_factor: &str, k_factor: &str, query: &str) -> bool {
+        self.default_scale_matches(q_factor, k_factor, query) == Some(true)
+    }
+
+    fn default_scale_matches(&self, q_factor: &str, k_factor: &str, query: &str) -> Option<bool> {
         let root =
-            |factor: &str| Some(self.through_casts(&self.made_by(self.through_casts(factor), "Sqrt")?.1.inputs[0]));
-        let (Some(q_root), Some(k_root)) = (root(q_factor), root(k_factor)) else { return false };
-        if q_root != k_root {
-            return false;
+            |factor: &str| Some(self.through_casts(self.made_by(self.through_casts(factor), "Sqrt")?.1.input(0)?));
+        if root(q_factor)? != root(k_factor)? {
+            return Some(false);
         }
-        let Some((_, div)) = self.made_by(q_root, "Div") else { return false };
-        if self.scalar(&div.inputs[0]) != Some(1.0) {
-            return false;
+        let (_, div) = self.made_by(root(q_factor)?, "Div")?;
+        if self.scalar(div.input(0)?) != Some(1.0) {
+            return Some(false);
         }
-        let Some((_, sqrt)) = self.made_by(&div.inputs[1], "Sqrt") else { return false };
-        let Some((_, slice)) = self.made_by(self.through_casts(&sqrt.inputs[0]), "Slice") else { return false };
-        let last_only = slice.inputs.get(1).and_then(|s| self.scalar(s)) == Some(-1.0)
-            && slice.inputs.get(3).is_none_or(|axes| axes.is_empty() || self.scalar(axes) == Some(0.0));
-        let Some((_, shape)) = self.made_by(&slice.inputs[0], "Shape") else { return false };
-        last_only && shape.attributes.is_empty() && shape.inputs[0] == query
+        let (_, sqrt) = self.made_by(div.input(1)?, "Sqrt")?;
+        let (_, slice) = self.made_by(self.through_casts(sqrt.input(0)?), "Slice")?;
+        let last_only = slice.input(1).and_then(|s| self.scalar(s)) == Some(-1.0)
+            && slice.input(3).is_none_or(|axes| axes.is_empty() || self.scalar(axes) == Some(0.0));
+        let (_, shape) = self.made_by(slice.input(0)?, "Shape")?;
+        Some(last_only && shape.attributes.is_empty() && shape.input(0)? == query)
     }
 
     /// The attention subgraph whose softmax is node `index`, if it is one this pass rewrites.
@@ -172,18 +178,18 @@ impl Graph {
             return None;
         }
         let mut nodes = vec![index];
-        let (scores_index, scores) = self.made_by(&softmax.inputs[0], "MatMul")?;
-        self.only_reader(&softmax.inputs[0], "Softmax")?;
-        let (values_index, values) = self.only_reader(&softmax.outputs[0], "MatMul")?;
-        if values.inputs[0] != softmax.outputs[0] {
+        let (scores_index, scores) = self.made_by(softmax.input(0)?, "MatMul")?;
+        self.only_reader(softmax.input(0)?, "Softmax")?;
+        let (values_index, values) = self.only_reader(softmax.output(0)?, "MatMul")?;
+        if values.input(0)? != softmax.output(0)? {
             return None;
         }
         nodes.extend([scores_index, values_index]);
-        let (query, q_factor) = self.scaled(&scores.inputs[0], &mut nodes)?;
-        let (key, k_factor) = self.scaled(&scores.inputs[1], &mut nodes)?;
+        let (query, q_factor) = self.scaled(scores.input(0)?, &mut nodes)?;
+        let (key, k_factor) = self.scaled(scores.input(1)?, &mut nodes)?;
         let (q, heads) = self.split_heads(query, &[0, 2, 1, 3], &mut nodes)?;
         let (k, k_heads) = self.split_heads(key, &[0, 2, 3, 1], &mut nodes)?;
-        let (v, v_heads) = self.split_heads(&values.inputs[1], &[0, 2, 1, 3], &mut nodes)?;
+        let (v, v_heads) = self.split_heads(values.input(1)?, &[0, 2, 1, 3], &mut nodes)?;
         if k_heads != heads || v_heads != heads {
             return None;
         }
@@ -193,12 +199,12 @@ impl Graph {
             _ => return None,
         };
         // The heads merged again: Reshape(Transpose(result, [0, 2, 1, 3]), [batch, -1, width]).
-        let (transpose_index, transpose) = self.only_reader(&values.outputs[0], "Transpose")?;
+        let (transpose_index, transpose) = self.only_reader(values.output(0)?, "Transpose")?;
         if transpose.attribute("perm")?.ints != [0, 2, 1, 3] {
             return None;
         }
-        let (reshape_index, reshape) = self.only_reader(&transpose.outputs[0], "Reshape")?;
-        let (_, shape) = self.made_by(reshape.inputs.get(1)?, "Concat")?;
+        let (reshape_index, reshape) = self.only_reader(transpose.output(0)?, "Reshape")?;
+        let (_, shape) = self.made_by(reshape.input(1)?, "Concat")?;
         match shape.inputs.as_slice() {
             [_, rest, _] if self.scalar(rest) == Some(-1.0) => {}
             _ => return None,
@@ -208,7 +214,7 @@ impl Graph {
             q,
             k,
             v,
-            output: reshape.outputs[0].clone(),
+            output: reshape.output(0)?.to_string(),
             heads,
             scale,
             nodes,
@@ -432,6 +438,19 @@ mod tests {
             let fused = fuse_attention(&fixture(path)).unwrap().map(|f| f.attentions);
             assert_eq!(fused, Some(attentions), "{path}");
         }
+    }
+
+    /// Found by fuzzing (the onnx_graph target): one byte of the VAE encoder changed so that
+    /// its Softmax node has no output panicked on `outputs[0]`; such a node is no attention.
+    #[test]
+    fn a_softmax_without_an_output_is_no_attention() {
+        let mut model = fixture("tiny-sd15/diffusers/vae_encoder/model.onnx");
+        let softmax_input = b"/encoder/mid_block/attentions.0/MatMul_output_0\x12";
+        let at = model.windows(softmax_input.len()).position(|w| w == softmax_input).unwrap() + softmax_input.len() - 1;
+        model[at] = 0x92; // the output's field tag (2) becomes an unknown field's
+        let softmax = parse(&model).unwrap().nodes.into_iter().find(|n| n.op_type == "Softmax").unwrap();
+        assert!(softmax.outputs.is_empty());
+        assert!(fuse_attention(&model).unwrap().is_none());
     }
 
     #[test]

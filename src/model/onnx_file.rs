@@ -79,6 +79,16 @@ impl Node {
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {
         self.attributes.iter().find(|a| a.name == name)
     }
+
+    /// Input `i`, if the node has it (a graph from a file may give any node any count).
+    pub fn input(&self, i: usize) -> Option<&str> {
+        self.inputs.get(i).map(String::as_str)
+    }
+
+    /// Output `i`, if the node has it.
+    pub fn output(&self, i: usize) -> Option<&str> {
+        self.outputs.get(i).map(String::as_str)
+    }
 }
 
 /// A node attribute's value, where it is a number or a list of integers.
