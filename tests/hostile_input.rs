@@ -184,6 +184,33 @@ fn generation_parameters_are_checked_whatever_else_is_set() {
         assert_eq!(status, SDRT_STATUS_INVALID_ARGUMENT, "{width}x{height}");
         assert!(message.contains("must be a multiple of 16 between 16 and"), "{message}");
     }
+    // Found by the c_generate_params fuzz target: NaN or infinite initial noise, and a finite
+    // guidance scale so large that the first step overflows, both came back as "the VAE
+    // decoder produced NaN" after every step had run.
+    let (latent_len, at) = (4 * 8 * 8, 37);
+    for bad in [f32::NAN, f32::INFINITY] {
+        let mut noise = vec![0.5f32; latent_len];
+        noise[at] = bad;
+        let mut p = params();
+        (p.initial_noise, p.initial_noise_len) = (noise.as_ptr(), noise.len());
+        let (status, message) = generate(&pipeline, &p);
+        assert_eq!(status, SDRT_STATUS_INVALID_ARGUMENT, "{bad} in the noise");
+        assert!(message.contains(&format!("initial noise value {at} is {bad}")), "{message}");
+    }
+    let steps = std::sync::atomic::AtomicU32::new(0);
+    unsafe extern "C" fn count(user_data: *mut c_void, _: u32, _: u32) -> i32 {
+        unsafe { &*user_data.cast::<std::sync::atomic::AtomicU32>() }.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        1
+    }
+    let prompt = CString::new("a red circle").unwrap(); // differs from the empty negative prompt
+    let mut p = params();
+    (p.guidance_scale, p.steps, p.prompt, p.scheduler) = (f32::MAX, 5, prompt.as_ptr(), SDRT_SCHEDULER_DDIM);
+    p.progress_callback = Some(count);
+    p.progress_user_data = (&raw const steps).cast_mut().cast();
+    let (status, message) = generate(&pipeline, &p);
+    assert_eq!(status, SDRT_STATUS_INFERENCE_FAILED);
+    assert!(message.contains("stopped being finite numbers at step 1 of 5"), "{message}");
+    assert_eq!(steps.into_inner(), 0, "steps went on after the latents broke");
     let mut p = params();
     (p.width, p.height) = (16, 48);
     assert_eq!(generate(&pipeline, &p).0, SDRT_STATUS_OK, "16x48: {}", last_error());

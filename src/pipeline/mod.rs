@@ -296,7 +296,7 @@ impl Pipeline {
         let untagged = self.use_adapters(params)?;
         let params = untagged.as_ref().unwrap_or(params);
         self.graphs.take_run_times();
-        let (width, height) = self.resolve_size(params)?;
+        let (width, height) = self.validated_size(params)?;
         let tile_side = params.vae_tile_size.unwrap_or(self.default_size.0.max(self.default_size.1));
         let tiles = tiling::plan(params.vae_tiling, tile_side, self.info.vae_scale_factor, width, height)?;
         let images = params.batch_size as usize;
@@ -397,6 +397,14 @@ impl Pipeline {
             }
 
             let step = index - begin + 1;
+            if let Some(at) = latents.iter().position(|v| !v.is_finite()) {
+                // Nothing after this step could recover: say where it went wrong, now.
+                return Err(Error::Inference(format!(
+                    "the latents stopped being finite numbers at step {step} of {total_steps} (value {at} is {}): \
+                     the UNet's prediction or the guidance (scale {}) overflowed",
+                    latents[at], params.guidance_scale
+                )));
+            }
             let previews = match params.preview {
                 Some(preview) if preview.every > 0 && step % preview.every as usize == 0 => {
                     self.previews(&latents, latent_shape, preview.kind, tiles.map(|t| t.decode))?
@@ -602,7 +610,7 @@ impl Pipeline {
         Ok(distribution)
     }
 
-    fn resolve_size(&self, params: &GenerateParams) -> Result<(u32, u32)> {
+    fn validated_size(&self, params: &GenerateParams) -> Result<(u32, u32)> {
         // Image-to-image defaults to the init image's size.
         let init_size = params.init_image.as_ref().map(|image| (image.width(), image.height()));
         let width = params.width.or(init_size.map(|s| s.0)).unwrap_or(self.default_size.0);
@@ -619,6 +627,13 @@ impl Pipeline {
         }
         if !params.guidance_scale.is_finite() {
             return Err(Error::InvalidArgument("guidance scale must be a finite number".into()));
+        }
+        let noise = params.initial_noise.as_deref().unwrap_or_default();
+        if let Some(at) = noise.iter().position(|v| !v.is_finite()) {
+            return Err(Error::InvalidArgument(format!(
+                "initial noise value {at} is {}; noise must be finite numbers",
+                noise[at]
+            )));
         }
         if params.batch_size == 0 || params.batch_size > MAX_BATCH {
             return Err(Error::InvalidArgument(format!(
