@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of everything sdrt parses from untrusted bytes (fuzz/targets): ONNX
 # graphs, tokenizer files, prompts, .safetensors LoRAs and embeddings, images, scheduler
-# configs and the model's other configs. libFuzzer through libfuzzer-sys on the stable toolchain (cargo-fuzz needs nightly):
-# the instrumentation flags below are what cargo-fuzz passes, and `--target` keeps them off
-# build scripts. Seeds come from the test fixtures; the corpus grows under target/fuzz/.
+# configs and the model's other configs; and the C ABI's option structs, built field by field
+# from the fuzzer's bytes and passed to real loads and generations on the tiny test models
+# (c_load_options, c_generate_params: slower, from a few to a few hundred calls a second).
+# libFuzzer through libfuzzer-sys on the stable toolchain (cargo-fuzz needs nightly): the
+# instrumentation flags below are what cargo-fuzz passes, and `--target` keeps them off build
+# scripts. Seeds come from the test fixtures; the corpus grows under target/fuzz/.
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET (default 10)] [TARGET ...]
+# SDRT_FUZZ_STATS=1 makes the C ABI targets print how often each call returned each status.
 # A crash, hang or memory blow-up fails the script and leaves the input in
 # target/fuzz/artifacts/; keep it as a regression test.
 set -euo pipefail
@@ -13,7 +17,8 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(onnx_graph tokenizer_files prompt safetensors image scheduler_config model_configs)
+((${#targets[@]})) || targets=(onnx_graph tokenizer_files prompt safetensors image scheduler_config model_configs c_load_options
+  c_generate_params)
 
 host=$(rustc -vV | sed -n 's/^host: //p')
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
@@ -22,6 +27,8 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 export CARGO_TARGET_DIR=$PWD/target/fuzz/build
 (cd fuzz && cargo build --release --quiet --locked --target "$host")
 bin=$CARGO_TARGET_DIR/$host/release
+ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$(scripts/fetch_onnxruntime.sh)}
+export ORT_DYLIB_PATH
 
 fixtures=tests/fixtures
 seed() {  # seed TARGET FILE...: copies fixture files into the target's seed folder
@@ -35,6 +42,10 @@ seed onnx_graph "$fixtures"/tiny-sd15/diffusers/vae_encoder/model.onnx
 seed safetensors "$fixtures"/lora/*.safetensors "$fixtures"/embeddings/*.safetensors
 seed image "$fixtures"/images/*.png
 mkdir -p target/fuzz/seeds/{tokenizer_files,prompt,scheduler_config,model_configs}
+for target in c_load_options c_generate_params; do  # structured: any bytes are a valid call
+  mkdir -p target/fuzz/seeds/$target
+  for size in 64 256 1024 4096; do head -c $size /dev/urandom >target/fuzz/seeds/$target/random-$size; done
+done
 printf '%s\0%s\0%s\0%s' '{"a": 0, "b": 1, "ab</w>": 2, "<|startoftext|>": 3, "<|endoftext|>": 4}' \
   $'#version: 0.2\na b</w>' '{"model_max_length": 77}' 'ab (ab:1.2) [a]' >target/fuzz/seeds/tokenizer_files/toy
 printf '%s' 'a (red:1.3) circle, [blue] background BREAK \(escaped\) ((nested)) [[less]] (word:0.5)' \
@@ -57,7 +68,7 @@ for target in "${targets[@]}"; do
   "$bin/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=1048576 \
     -print_final_stats=1 -artifact_prefix="target/fuzz/artifacts/$target-" \
     "$corpus" "target/fuzz/seeds/$target" 2>&1 |
-    grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+== ERROR|.*panicked|SUMMARY)' || true
+    grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb|statuses|==[0-9]+== ERROR|.*panicked|SUMMARY)' || true
   if ls target/fuzz/artifacts/"$target"-* >/dev/null 2>&1; then
     echo "fuzz.sh: $target found an input that fails: $(ls target/fuzz/artifacts/"$target"-*)" >&2
     exit 1
