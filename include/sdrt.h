@@ -289,8 +289,8 @@ typedef struct sdrt_generate_params {
    */
   const char *negative_prompt;
   /**
-   * Optional initial noise, N(0,1) values for [batch, 4, height/8, width/8]; NULL draws it
-   * from `seed`.
+   * Optional initial noise, N(0,1) values for [batch, 4, height/8, width/8], all finite
+   * (NaN or infinity is `SDRT_STATUS_INVALID_ARGUMENT`); NULL draws it from `seed`.
    */
   const float *initial_noise;
   /**

@@ -201,8 +201,8 @@ pub struct sdrt_generate_params {
     pub prompt: *const c_char,
     /// UTF-8 negative prompt; NULL is the empty prompt.
     pub negative_prompt: *const c_char,
-    /// Optional initial noise, N(0,1) values for [batch, 4, height/8, width/8]; NULL draws it
-    /// from `seed`.
+    /// Optional initial noise, N(0,1) values for [batch, 4, height/8, width/8], all finite
+    /// (NaN or infinity is `SDRT_STATUS_INVALID_ARGUMENT`); NULL draws it from `seed`.
     pub initial_noise: *const f32,
     /// Number of floats at `initial_noise`.
     pub initial_noise_len: usize,
