@@ -361,6 +361,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     // NULL is every default: the native size and 25 steps, fast only on the 64 px model.
     let null_params = native.0.max(native.1) <= 64 && one_in(u, 32)?;
     let params_ptr = if null_params { ptr::null() } else { params.as_ptr::<sdrt_generate_params>() };
+    let p = if null_params { sized_params() } else { p }; // what the images are checked against
     let sentinel = ptr::dangling_mut::<sdrt_image>();
     let cancel_by_callback = |status: sdrt_status| {
         // A callback that asked to stop must have stopped the generation.
