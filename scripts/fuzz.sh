@@ -65,10 +65,19 @@ for target in "${targets[@]}"; do
   corpus=target/fuzz/corpus/$target
   mkdir -p "$corpus"
   printf '\n== %s (%s s)\n' "$target" "$seconds"
-  "$bin/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=1048576 \
-    -print_final_stats=1 -artifact_prefix="target/fuzz/artifacts/$target-" \
-    "$corpus" "target/fuzz/seeds/$target" 2>&1 |
-    grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb|statuses|==[0-9]+== ERROR|.*panicked|SUMMARY)' || true
+  # The outer timeout: libFuzzer replays the whole corpus before it looks at the clock, and its
+  # per-input alarm handler can deadlock in malloc (seen once, on a starved machine).
+  log=target/fuzz/$target.log
+  rc=0
+  timeout --kill-after=10 $((seconds + 600)) "$bin/$target" -max_total_time="$seconds" -timeout=10 \
+    -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1 -artifact_prefix="target/fuzz/artifacts/$target-" \
+    "$corpus" "target/fuzz/seeds/$target" >"$log" 2>&1 || rc=$?
+  grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb|statuses|==[0-9]+== ERROR|.*panicked|SUMMARY)' \
+    "$log" || true
+  if ((rc == 124 || rc == 137)); then
+    echo "fuzz.sh: $target was still running $((seconds + 600)) s after it started; its output is in $log" >&2
+    exit 1
+  fi
   if ls target/fuzz/artifacts/"$target"-* >/dev/null 2>&1; then
     echo "fuzz.sh: $target found an input that fails: $(ls target/fuzz/artifacts/"$target"-*)" >&2
     exit 1
