@@ -34,7 +34,8 @@ struct Setup {
 fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
-        let scratch = std::env::temp_dir().join(format!("sdrt-fuzz-load-{}", std::process::id()));
+        let scratch = std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
+        remove_dead_scratch();
         std::fs::create_dir_all(&scratch).unwrap();
         let fixtures = fixtures().canonicalize().unwrap();
         let a_file = scratch.join("a-file");
@@ -55,6 +56,19 @@ fn setup() -> &'static Setup {
             a_file: bytes(a_file),
         }
     })
+}
+
+const SCRATCH_PREFIX: &str = "sdrt-fuzz-load-";
+
+/// Scratch folders (a few MB of cached graphs each) of earlier runs that have ended.
+fn remove_dead_scratch() {
+    for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(SCRATCH_PREFIX) else { continue };
+        if !PathBuf::from("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn collect(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
