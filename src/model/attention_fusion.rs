@@ -147,12 +147,9 @@ impl Graph {
     }
 
     /// Whether `q_factor` and `k_factor` are both `sqrt(1 / sqrt(last dimension of query))`,
-    /// as PyTorch's export computes SDPA's default scale from the query's shape.
-    fn is_default_scale(&self, q_factor: &str, k_factor: &str, query: &str) -> bool {
-        self.default_scale_matches(q_factor, k_factor, query) == Some(true)
-    }
-
-    fn default_scale_matches(&self, q_factor: &str, k_factor: &str, query: &str) -> Option<bool> {
+    /// as PyTorch's export computes SDPA's default scale from the query's shape (None: the
+    /// graph lacks a node or input the pattern needs).
+    fn is_default_scale(&self, q_factor: &str, k_factor: &str, query: &str) -> Option<bool> {
         let root =
             |factor: &str| Some(self.through_casts(self.made_by(self.through_casts(factor), "Sqrt")?.1.input(0)?));
         if root(q_factor)? != root(k_factor)? {
@@ -195,7 +192,7 @@ impl Graph {
         }
         let scale = match (self.scalar(q_factor), self.scalar(k_factor)) {
             (Some(a), Some(b)) => Some((a * b) as f32),
-            _ if self.is_default_scale(q_factor, k_factor, query) => None,
+            _ if self.is_default_scale(q_factor, k_factor, query) == Some(true) => None,
             _ => return None,
         };
         // The heads merged again: Reshape(Transpose(result, [0, 2, 1, 3]), [batch, -1, width]).
