@@ -853,6 +853,34 @@ typedef struct sdrt_model_file {
  */
 #define SDRT_STATUS_BUSY 13
 
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

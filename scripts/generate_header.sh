@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates include/sdrt.h from src/ffi (only: internal items never reach the header) with
-# the pinned cbindgen.
+# Regenerates include/sdrt.h with the pinned cbindgen, as `cbindgen --crate sdrt` does (the
+# whole crate; cbindgen.toml's [export] exclude keeps the Rust API's public items outside
+# src/ffi out of the header).
 #   scripts/generate_header.sh          write include/sdrt.h
 #   scripts/generate_header.sh --check  fail if the committed header is out of date
 set -euo pipefail
@@ -25,7 +26,7 @@ out=include/sdrt.h
 if [[ ${1:-} == --check ]]; then
   tmp=$(mktemp)
   trap 'rm -f "$tmp"' EXIT
-  cbindgen --quiet --config cbindgen.toml --output "$tmp" src/ffi/mod.rs
+  cbindgen --quiet --config cbindgen.toml --crate sdrt --output "$tmp"
   if ! cmp -s "$tmp" "$out"; then
     echo "include/sdrt.h is out of date; run scripts/generate_header.sh and commit it" >&2
     diff -u "$out" "$tmp" >&2 || true
@@ -33,6 +34,6 @@ if [[ ${1:-} == --check ]]; then
   fi
   echo "include/sdrt.h is up to date"
 else
-  cbindgen --quiet --config cbindgen.toml --output "$out" src/ffi/mod.rs
+  cbindgen --quiet --config cbindgen.toml --crate sdrt --output "$out"
   echo "wrote $out"
 fi
