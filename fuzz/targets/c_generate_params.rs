@@ -32,7 +32,7 @@ fn fixtures_loaded() -> &'static Fixtures {
     FIXTURES.get_or_init(|| {
         let ort = ort_library();
         let load = |name: &str| {
-            let mut options = sized_load_options();
+            let mut options = default_load_options();
             options.ort_library_path = ort.as_ptr();
             options.intra_op_threads = 1;
             let dir = c_path(fixtures().join(name));
@@ -73,20 +73,6 @@ fn fixtures_loaded() -> &'static Fixtures {
             lora_dir: fixtures().join("lora").into_os_string().into_encoded_bytes(),
         }
     })
-}
-
-fn sized_load_options() -> sdrt_load_options {
-    let mut options = std::mem::MaybeUninit::uninit();
-    let size = std::mem::size_of::<sdrt_load_options>();
-    assert_eq!(unsafe { sdrt_load_options_init_sized(options.as_mut_ptr(), size) }, SDRT_STATUS_OK);
-    unsafe { options.assume_init() }
-}
-
-fn sized_params() -> sdrt_generate_params {
-    let mut params = std::mem::MaybeUninit::uninit();
-    let size = std::mem::size_of::<sdrt_generate_params>();
-    assert_eq!(unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), size) }, SDRT_STATUS_OK);
-    unsafe { params.assume_init() }
 }
 
 /// An image side: 0, a small multiple of the tiny UNet's 16, something small and odd, or
@@ -218,7 +204,7 @@ impl Drop for Drawn {
 }
 
 fn draw(u: &mut Unstructured, fixtures: &Fixtures, drawn: &mut Drawn) -> Result<sdrt_generate_params> {
-    let mut p = sized_params();
+    let mut p = default_params();
     p.width = side(u)?;
     p.height = side(u)?;
     p.steps = count(u, 4, &[0, 1001, u32::MAX])?;
@@ -361,7 +347,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     // NULL is every default: the native size and 25 steps, fast only on the 64 px model.
     let null_params = native.0.max(native.1) <= 64 && one_in(u, 32)?;
     let params_ptr = if null_params { ptr::null() } else { params.as_ptr::<sdrt_generate_params>() };
-    let p = if null_params { sized_params() } else { p }; // what the images are checked against
+    let p = if null_params { default_params() } else { p }; // what the images are checked against
     let sentinel = ptr::dangling_mut::<sdrt_image>();
     let cancel_by_callback = |status: sdrt_status| {
         // A callback that asked to stop must have stopped the generation.

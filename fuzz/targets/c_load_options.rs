@@ -205,10 +205,7 @@ fn model_files(u: &mut Unstructured, strings: &mut Strings) -> Result<Vec<sdrt_m
 
 /// A loaded pipeline must work: one small image.
 fn generates(pipeline: *mut sdrt_pipeline) {
-    let mut params = std::mem::MaybeUninit::uninit();
-    let size = std::mem::size_of::<sdrt_generate_params>();
-    assert_eq!(unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), size) }, SDRT_STATUS_OK);
-    let mut params: sdrt_generate_params = unsafe { params.assume_init() };
+    let mut params = default_params();
     (params.width, params.height, params.steps, params.guidance_scale) = (32, 32, 1, 1.0);
     let mut image = ptr::null_mut();
     let status = unsafe { sdrt_pipeline_generate(pipeline, &params, &mut image) };
@@ -221,10 +218,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let mut strings = Strings::default();
     let mut pairs = Vec::new();
 
-    let mut o = std::mem::MaybeUninit::uninit();
-    let size = std::mem::size_of::<sdrt_load_options>();
-    assert_eq!(unsafe { sdrt_load_options_init_sized(o.as_mut_ptr(), size) }, SDRT_STATUS_OK);
-    let mut o: sdrt_load_options = unsafe { o.assume_init() };
+    let mut o = default_load_options();
     // Each field is mostly valid, so that many draws load and reach what follows the checks.
     let wild = |u: &mut Unstructured| one_in(u, 8);
     o.provider_policy = if wild(u)? { edgy_i32(u, -1, 2)? } else { u.int_in_range(0..=1)? };

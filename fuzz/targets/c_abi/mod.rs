@@ -29,6 +29,22 @@ pub fn c_path(path: PathBuf) -> CString {
     CString::new(path.into_os_string().into_encoded_bytes()).unwrap()
 }
 
+/// `sdrt_load_options` with the library's defaults, as the header's init macro writes them.
+pub fn default_load_options() -> sdrt_load_options {
+    let mut options = std::mem::MaybeUninit::uninit();
+    let size = std::mem::size_of::<sdrt_load_options>();
+    assert_eq!(unsafe { sdrt_load_options_init_sized(options.as_mut_ptr(), size) }, SDRT_STATUS_OK);
+    unsafe { options.assume_init() }
+}
+
+/// `sdrt_generate_params` with the library's defaults, as the header's init macro writes them.
+pub fn default_params() -> sdrt_generate_params {
+    let mut params = std::mem::MaybeUninit::uninit();
+    let size = std::mem::size_of::<sdrt_generate_params>();
+    assert_eq!(unsafe { sdrt_generate_params_init_sized(params.as_mut_ptr(), size) }, SDRT_STATUS_OK);
+    unsafe { params.assume_init() }
+}
+
 /// A status as every sdrt function must return it: a known code, never a caught panic, and
 /// with a message when it is an error.
 pub fn check_status(status: sdrt_status, call: &'static str) {
